@@ -1,0 +1,135 @@
+"""The library's error hierarchy; pure, no I/O.
+
+Every error is an ``attrs`` frozen class with positional fields and a
+``__str__`` that names the problem and the fix, so errors pickle cleanly
+across process pools and never repeat their own text.
+
+::
+
+    OrchestrationError                      root of everything we raise
+    ├── PlanError (ValueError)              bad input, raised before anything runs
+    │   ├── ManifestError                   manifest.json cannot be used
+    │   │   ├── ManifestMalformedError      not JSON / wrong shape
+    │   │   ├── ManifestKeyError            a required key is missing
+    │   │   └── ManifestVersionError        schema version unsupported
+    │   ├── CycleError                      nodes depend on each other in a loop
+    │   └── UnknownNodeError                a unique_id that is not in the manifest/plan
+    └── ScheduleError (RuntimeError)        a driver fed the schedule out of order
+
+Port-specific errors (``ExecutorUnavailable``...) live beside their port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+SUPPORTED_SCHEMA_VERSIONS = (10, 11, 12)
+
+
+class OrchestrationError(Exception):
+    """Root of every error this library raises."""
+
+
+class PlanError(OrchestrationError, ValueError):
+    """The request cannot be planned; the message says how to fix it."""
+
+
+class ManifestError(PlanError):
+    """The manifest cannot be used."""
+
+
+@attrs.frozen
+class ManifestMalformedError(ManifestError):
+    """The manifest is not a JSON object of the expected shape."""
+
+    source: str
+    problem: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source} is not a valid dbt manifest: {self.problem}; "
+            "regenerate it with `dbt parse`"
+        )
+
+
+@attrs.frozen
+class ManifestKeyError(ManifestError):
+    """A key dbt always writes is missing from the manifest."""
+
+    source: str
+    key: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source} is missing the required key {self.key}; the file is truncated "
+            "or was not written by dbt: regenerate it with `dbt parse`"
+        )
+
+
+@attrs.frozen
+class ManifestVersionError(ManifestError):
+    """The manifest's schema version is outside what this library reads."""
+
+    source: str
+    version: str
+
+    def __str__(self) -> str:
+        supported = ", ".join(f"v{v}" for v in SUPPORTED_SCHEMA_VERSIONS)
+        return (
+            f"{self.source} has manifest schema {self.version}; this library reads "
+            f"{supported} (dbt 1.6 to 1.11): regenerate it with a dbt-core between 1.6 "
+            "and 1.11 (`pip install 'dbt-core>=1.6,<1.12'` then `dbt parse`)"
+        )
+
+
+@attrs.frozen
+class CycleError(PlanError):
+    """The selected nodes depend on each other in a loop."""
+
+    stuck: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (
+            f"dependency cycle among {', '.join(self.stuck)}; "
+            "remove one ref between them so the graph is acyclic"
+        )
+
+
+@attrs.frozen
+class UnknownNodeError(PlanError):
+    """A unique_id that the manifest (or the plan) does not hold."""
+
+    unique_id: str
+    where: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"unknown node {self.unique_id!r}: it is not in the {self.where}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+@attrs.frozen
+class ScheduleError(OrchestrationError, RuntimeError):
+    """A driver completed a node that was not running, or completed it twice."""
+
+    unique_id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return (
+            f"cannot complete {self.unique_id}: {self.problem}; complete each node once, "
+            "after ready() or a Progress returned it"
+        )
+
+
+def closest(name: str, candidates: Iterable[str], limit: int = 3) -> tuple[str, ...]:
+    """Candidates that contain ``name``'s last dotted part, for "did you mean" hints."""
+    tail = name.rsplit(".", 1)[-1].lower()
+    if not tail:
+        return ()
+    hits = sorted(c for c in candidates if tail in c.lower())
+    return tuple(hits[:limit])
