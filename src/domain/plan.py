@@ -36,6 +36,10 @@ class PlannedNode:
     can_block: bool = True
 
 
+def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen
 class Plan:
     """What a build will run.
@@ -48,7 +52,7 @@ class Plan:
     nodes: Mapping[str, PlannedNode]
     waves: tuple[Wave, ...]
     test_strategy: TestStrategy
-    left_out: Mapping[str, str] = attrs.field(factory=dict, converter=MappingProxyType)
+    left_out: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
 
     @property
     def node_count(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
-from corpus import PROJECTS, jsonl, manifest, run_results
+from tests.corpus import PROJECTS, jsonl, manifest, run_results
 
 from domain.graph import build_graph, is_executable
 from domain.outcomes import DbtStatus, NodeResult, contract_status

@@ -1,0 +1,12 @@
+-- Rides started and revenue per station per day (completed rides only).
+select
+    r.start_station_id as station_id,
+    s.station_name,
+    r.ride_date,
+    count(*) as rides,
+    sum(r.fare) as revenue,
+    round(avg(r.duration_minutes), 1) as avg_duration_minutes
+from {{ ref('fct_rides') }} as r
+inner join {{ ref('dim_stations') }} as s on s.station_id = r.start_station_id
+where r.ride_status = 'completed'
+group by 1, 2, 3

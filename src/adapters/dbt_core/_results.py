@@ -1,0 +1,84 @@
+"""dbt's RunResult objects to the domain's NodeResult."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.outcomes import (
+    DbtStatus,
+    ErrorInfo,
+    Invocation,
+    NodeResult,
+    NodeStatus,
+    Timing,
+    contract_status,
+)
+
+_ERROR_KIND = re.compile(r"^\s*(Database|Compilation|Runtime|Dependency|Parsing) Error")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _timing(steps: Sequence[Any]) -> Timing | None:
+    started = [_utc(step.started_at) for step in steps if step.started_at]
+    completed = [_utc(step.completed_at) for step in steps if step.completed_at]
+    if not started or not completed:
+        return None
+    return Timing(min(s for s in started if s), max(c for c in completed if c))
+
+
+def error_type(dbt_status: DbtStatus, message: str) -> str:
+    """A short class name for why the node failed (dbt's own wording when it has one)."""
+    if dbt_status is DbtStatus.FAIL:
+        return "TestFailure"
+    match = _ERROR_KIND.match(message)
+    return f"{match.group(1)}Error" if match else "DbtRuntimeError"
+
+
+def to_node_result(
+    unique_id: str, result: Any, invocation: Invocation, attempts: int = 1
+) -> NodeResult:
+    """Map one dbt RunResult; the status is dbt's, the message is kept verbatim."""
+    dbt_status = DbtStatus(str(getattr(result.status, "value", result.status)))
+    status = contract_status(dbt_status)
+    message = result.message or None
+    adapter_response = dict(result.adapter_response or {})
+    error = None
+    if status is NodeStatus.ERROR:
+        text = message or f"dbt reported {dbt_status.value}"
+        error = ErrorInfo(text, error_type(dbt_status, text))
+    rows = adapter_response.get("rows_affected")
+    return NodeResult(
+        unique_id=unique_id,
+        status=status,
+        dbt_status=dbt_status,
+        message=message,
+        timing=_timing(result.timing or ()),
+        invocation=invocation,
+        error=error,
+        rows_affected=rows if isinstance(rows, int) and rows >= 0 else None,
+        failures=result.failures,
+        adapter_response=adapter_response,
+        attempts=attempts,
+    )
+
+
+def crashed(unique_id: str, invocation: Invocation, exc: BaseException) -> NodeResult:
+    """A node whose run raised inside dbt's runner (dbt normally catches these)."""
+    now = datetime.now(UTC)
+    return NodeResult(
+        unique_id,
+        NodeStatus.ERROR,
+        DbtStatus.ERROR,
+        message=str(exc),
+        timing=Timing(now, now),
+        invocation=invocation,
+        error=ErrorInfo(str(exc) or type(exc).__name__, type(exc).__name__),
+    )

@@ -1,0 +1,151 @@
+"""One dbt session per build: flags, config, adapter and manifest set up once.
+
+``dbtRunner.invoke`` rebuilds flags, the runtime config and the adapter on
+every call (about 0.1 s per node at best). A session does that once, the way
+``dbt build`` itself does, and then hands single nodes to dbt's own runners,
+from as many threads as the caller likes: exactly what ``dbt build --threads``
+does, with one adapter and a connection per thread. That also keeps DuckDB's
+one-writer-per-file rule: every node writes through the same process.
+
+dbt's flags are process-global, so only one session may be open at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dbt.adapters.factory import adapter_management, get_adapter
+from dbt.cli.flags import Flags, args_to_context
+from dbt.cli.requires import setup_manifest
+from dbt.config.runtime import RuntimeConfig, load_profile, load_project
+from dbt.contracts.graph.manifest import Manifest
+from dbt.events.logging import setup_event_logger
+from dbt.exceptions import DbtProfileError
+from dbt.flags import set_flags
+from dbt.task.build import BuildTask
+from dbt_common.events.contextvars import task_contextvars
+from dbt.tracking import initialize_from_flags
+from dbt_common.clients.system import get_env
+from dbt_common.context import get_invocation_context, reliably_get_invocation_var, set_invocation_context
+
+from adapters.dbt_core._errors import ProfileNotFoundError, dbt_errors
+from adapters.dbt_core.project import DbtProject
+
+_ONE_SESSION = threading.Lock()
+
+
+class DbtSession:
+    """An open dbt build context that runs single nodes by unique_id."""
+
+    def __init__(self, project: DbtProject, manifest: Manifest, args: list[str]) -> None:
+        self._project = project
+        self._manifest = manifest
+        self._args = args
+        self._stack = contextlib.ExitStack()
+        self._task: BuildTask | None = None
+        self._counter = threading.Lock()
+
+    def open(self, node_ids: Iterable[str]) -> None:
+        """Set dbt up and create the schemas ``node_ids`` build into.
+
+        Raises:
+            ExecutorUnavailable: another session is open, or dbt cannot start.
+            ProfileNotFoundError: the profile or target does not exist.
+        """
+        if not _ONE_SESSION.acquire(blocking=False):
+            raise RuntimeError("a dbt session is already open in this process")
+        self._stack.callback(_ONE_SESSION.release)
+        try:
+            with dbt_errors("setting up dbt"):
+                self._task = self._start()
+                self._create_schemas(set(node_ids))
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> BuildTask:
+        set_invocation_context(get_env())
+        ctx = args_to_context(self._args)
+        flags = Flags(ctx)
+        set_flags(flags)
+        setup_event_logger(flags)
+        initialize_from_flags(flags.SEND_ANONYMOUS_USAGE_STATS, flags.PROFILES_DIR)
+        self._stack.enter_context(adapter_management())
+        try:
+            threads = getattr(flags, "THREADS", None)
+            profile = load_profile(flags.PROJECT_DIR, flags.VARS, flags.PROFILE, flags.TARGET, threads)
+        except DbtProfileError as exc:
+            raise ProfileNotFoundError(self._project.profiles_dir, str(exc).strip()) from exc
+        project = load_project(flags.PROJECT_DIR, flags.VERSION_CHECK, profile, flags.VARS)
+        config = RuntimeConfig.from_parts(project, profile, flags)
+        ctx.obj = {
+            "flags": flags,
+            "profile": profile,
+            "project": project,
+            "runtime_config": config,
+            "manifest": self._manifest,
+        }
+        setup_manifest(ctx, write=False)
+        self._context = get_invocation_context()
+        return BuildTask(flags, config, self._manifest)
+
+    def _create_schemas(self, node_ids: set[str]) -> None:
+        task = self._require_task()
+        adapter = get_adapter(task.config)
+        with self._in_context(), adapter.connection_named("master"):
+            task.defer_to_manifest()
+            schemas = task.get_model_schemas(adapter, node_ids)
+            task.create_schemas(adapter, schemas)
+        task.num_nodes = len(node_ids)
+
+    def _require_task(self) -> BuildTask:
+        if self._task is None:
+            raise RuntimeError("the dbt session is not open")
+        return self._task
+
+    @contextlib.contextmanager
+    def _in_context(self) -> Iterator[None]:
+        """dbt reads its invocation context from a contextvar; a fresh thread has none."""
+        reliably_get_invocation_var().set(self._context)
+        with task_contextvars(project_root=str(self._project.project_dir)):
+            yield
+
+    def node(self, unique_id: str) -> Any:
+        """dbt's own node object for ``unique_id`` (nodes, unit tests, functions)."""
+        for table in (self._manifest.nodes, self._manifest.unit_tests, self._manifest.functions):
+            if unique_id in table:
+                return table[unique_id]
+        raise KeyError(unique_id)
+
+    def run(self, unique_id: str) -> Any:
+        """Run one node with dbt's runner for its type; returns dbt's RunResult.
+
+        A node that fails in dbt comes back as a result with an error status;
+        dbt's ``call_runner`` turns unexpected exceptions into such results too.
+        """
+        task = self._require_task()
+        node = self.node(unique_id)
+        with self._counter:
+            runner = task.get_runner(node)
+        with self._in_context():
+            return task.call_runner(runner)
+
+    def run_hooks(self, hook_type: Any) -> None:
+        """Run the project's on-run-start or on-run-end hooks once."""
+        task = self._require_task()
+        adapter = get_adapter(task.config)
+        with self._in_context(), adapter.connection_named("master"):
+            task.safe_run_hooks(adapter, hook_type, {})
+
+    def threads(self) -> int:
+        """The thread count dbt's profile (or ``--threads``) asks for."""
+        return int(self._require_task().config.threads)
+
+    def close(self) -> None:
+        """Close connections and release the process-wide session slot."""
+        self._task = None
+        self._stack.close()
+

@@ -1,0 +1,210 @@
+"""DbtCoreExecutor: the executor port over dbt-core, in this process.
+
+The manifest is parsed once (only when missing, stale, or for another
+target) and every node runs through one open dbt session (see ``_session``):
+no re-parse, no ``target/*.json`` rewrite, no adapter re-registration per node.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from domain.codec import structure_manifest
+from domain.commands import InvocationOptions, command_for, exact_selector
+from domain.errors import ManifestMalformedError
+from domain.manifest import Manifest, Node
+from domain.outcomes import Invocation, NodeResult
+from ports.executor import DbtExecutor, ExecutorUnavailable
+
+from adapters.dbt_core._errors import BACKEND, ProfileNotFoundError, dbt_errors
+from adapters.dbt_core._results import crashed, to_node_result
+from adapters.dbt_core._session import DbtSession
+from adapters.dbt_core.project import DbtProject, ProjectLocation
+
+# Flags every session passes: no JSON artifacts rewritten per node, no usage
+# tracking calls from inside a scheduler, dbt's per-node log lines kept quiet
+# (the orchestrator reports progress itself).
+QUIET_FLAGS = ("--no-write-json", "--no-send-anonymous-usage-stats", "--quiet")
+
+
+class DbtCoreExecutor(DbtExecutor):
+    """Runs nodes with dbt-core.
+
+    Args:
+        settings: where the project, profiles and target dir are.
+        run_deps: run ``dbt deps`` before parsing when the project declares
+            packages that are not installed.
+        manifest_path: a pre-built manifest to use instead of parsing.
+        quiet: keep dbt's own per-node log lines out of stdout.
+    """
+
+    def __init__(
+        self,
+        settings: ProjectLocation,
+        *,
+        run_deps: bool = True,
+        manifest_path: Path | None = None,
+        quiet: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._run_deps = run_deps
+        self._manifest_path = manifest_path
+        self._quiet = quiet
+        self._dbt_manifest: Any = None
+        self._root_package: str | None = None
+        self._session: DbtSession | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def project(self) -> DbtProject:
+        return DbtProject.at(self._settings)
+
+    def load_manifest(self, *, target: str | None = None) -> Manifest:
+        project = self.project
+        if self._manifest_path is not None:
+            path = Path(self._manifest_path)
+        else:
+            path = project.manifest_path
+            if target is not None or not project.manifest_is_current():
+                self._dbt_manifest = self._parse(project, target)
+        manifest = _read_manifest(path)
+        self._root_package = manifest.project_name
+        return manifest
+
+    def _parse(self, project: DbtProject, target: str | None) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        base = self._location_args(project) + ["--no-send-anonymous-usage-stats", "--quiet"]
+        if target is not None:
+            base += ["--target", target]
+        if self._run_deps and project.declares_packages() and not project.packages_installed():
+            self._invoke(dbtRunner(), ["deps", *self._location_args(project), "--quiet"], "dbt deps")
+        return self._invoke(dbtRunner(), ["parse", *base], "dbt parse")
+
+    @staticmethod
+    def _invoke(runner: Any, args: list[str], step: str) -> Any:
+        with dbt_errors(step):
+            outcome = runner.invoke(args)
+        if not outcome.success:
+            problem = str(outcome.exception or "it reported failure").strip()
+            if "profile" in problem.lower() and "could not find" in problem.lower():
+                raise ProfileNotFoundError(Path(args[args.index("--profiles-dir") + 1]), problem)
+            raise ExecutorUnavailable(BACKEND, f"{step} failed: {problem.splitlines()[0]}")
+        return outcome.result
+
+    @staticmethod
+    def _location_args(project: DbtProject) -> list[str]:
+        return [
+            "--project-dir",
+            str(project.project_dir),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--target-path",
+            str(project.target_dir),
+        ]
+
+    def _load_dbt_manifest(self, project: DbtProject) -> Any:
+        if self._dbt_manifest is None:
+            from dbt.contracts.graph.manifest import Manifest as DbtManifest
+            from dbt.artifacts.schemas.manifest import WritableManifest
+
+            path = str(self._manifest_path or project.manifest_path)
+            with dbt_errors(f"reading {path}"):
+                writable = WritableManifest.read_and_check_versions(path)
+                manifest = DbtManifest.from_writable_manifest(writable)
+                _restore_generic_tests(manifest, Path(path))
+                self._dbt_manifest = manifest
+        return self._dbt_manifest
+
+    def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
+        with self._lock:
+            self._close_session()
+            project = self.project
+            args = ["build", *self._location_args(project)]
+            args += [f for f in QUIET_FLAGS if self._quiet or f != "--quiet"]
+            session = DbtSession(project, self._load_dbt_manifest(project), args + list(options.dbt_flags()))
+            session.open(n.unique_id for n in nodes)
+            self._session = session
+            self._run_hooks("start")
+
+    def finish_run(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._run_hooks("end")
+            self._close_session()
+
+    def _run_hooks(self, when: str) -> None:
+        from dbt.artifacts.resources.types import RunHookType
+
+        if self._session is not None:
+            hook = RunHookType.Start if when == "start" else RunHookType.End
+            with dbt_errors(f"on-run-{when} hooks"):
+                self._session.run_hooks(hook)
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _require_session(self) -> DbtSession:
+        if self._session is None:
+            raise ExecutorUnavailable(BACKEND, "start_run() was not called before running nodes")
+        return self._session
+
+    def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        invocation = Invocation(
+            command_for(node.resource_type).value,
+            ("--select", exact_selector(node, self._root_package), *options.dbt_flags()),
+        )
+        return self._run_one(node.unique_id, invocation)
+
+    def _run_one(self, unique_id: str, invocation: Invocation) -> NodeResult:
+        session = self._require_session()
+        try:
+            dbt_result = session.run(unique_id)
+        except Exception as exc:  # dbt's runner normally turns these into results
+            return crashed(unique_id, invocation, exc)
+        return to_node_result(unique_id, dbt_result, invocation)
+
+    def run_wave(
+        self, nodes: Sequence[Node], *, options: InvocationOptions
+    ) -> Mapping[str, NodeResult]:
+        selectors = [exact_selector(n, self._root_package) for n in nodes]
+        invocation = Invocation(
+            "build",
+            ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags()),
+        )
+        workers = max(1, min(len(nodes), options.threads or self._profile_threads()))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbt-wave") as pool:
+            futures = {n.unique_id: pool.submit(self._run_one, n.unique_id, invocation) for n in nodes}
+            return {uid: future.result() for uid, future in futures.items()}
+
+    def _profile_threads(self) -> int:
+        return self._require_session().threads()
+
+
+def _restore_generic_tests(manifest: Any, path: Path) -> None:
+    """dbt's ``from_writable_manifest`` reads every test back as a singular test,
+    dropping ``test_metadata``; generic tests then fail to compile. Rebuild
+    those from the JSON (dbt only uses that loader for deferral, not to run)."""
+    from dbt.contracts.graph.nodes import GenericTestNode
+
+    raw_nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+    for unique_id, raw in raw_nodes.items():
+        if raw.get("resource_type") == "test" and raw.get("test_metadata"):
+            manifest.nodes[unique_id] = GenericTestNode.from_dict(raw)
+
+
+def _read_manifest(path: Path) -> Manifest:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExecutorUnavailable(BACKEND, f"dbt wrote no manifest at {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ManifestMalformedError(str(path), f"invalid JSON ({exc.msg})") from exc
+    return structure_manifest(data, source=str(path))

@@ -1,0 +1,94 @@
+"""A Prefect-free driver: runs a plan on a thread pool against any executor.
+
+It proves the planner is reusable: the whole scheduling logic is the
+domain's ``Schedule``; this module only submits work and reports ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+import attrs
+
+from domain.commands import InvocationOptions
+from domain.manifest import Node
+from domain.outcomes import ErrorInfo, NodeResult, NodeStatus
+from domain.plan import Plan
+from domain.schedule import Schedule
+from ports.executor import DbtExecutor
+
+
+def missing_result(unique_id: str) -> NodeResult:
+    """The result of a node dbt was asked to run but did not report."""
+    message = "dbt returned no result for this node"
+    return NodeResult(unique_id, NodeStatus.ERROR, error=ErrorInfo(message, "MissingResult"))
+
+
+@attrs.frozen
+class ThreadPoolDriver:
+    """Runs each node (or each wave) as soon as the schedule allows.
+
+    Attributes:
+        executor: any DbtExecutor (dbt Core, dbt Cloud, a fake).
+        max_workers: how many nodes run at once (per-node mode).
+        per_wave: run every ready batch as one ``run_wave`` call instead.
+    """
+
+    executor: DbtExecutor
+    max_workers: int = 4
+    per_wave: bool = False
+
+    def run(
+        self, plan: Plan, nodes: Mapping[str, Node], options: InvocationOptions
+    ) -> dict[str, NodeResult]:
+        """Run ``plan``; ``nodes`` maps each planned id to its manifest node.
+
+        Returns one result per planned node. Raises what the executor raises
+        when dbt cannot run at all (ExecutorUnavailable), after cancelling
+        what has not started.
+        """
+        schedule = Schedule.start(plan)
+        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=options)
+        try:
+            if self.per_wave:
+                self._run_waves(schedule, nodes, options)
+            else:
+                self._run_nodes(schedule, nodes, options)
+        finally:
+            self.executor.finish_run()
+        return dict(schedule.results)
+
+    def _run_waves(
+        self, schedule: Schedule, nodes: Mapping[str, Node], options: InvocationOptions
+    ) -> None:
+        batch = list(schedule.ready())
+        while batch:
+            results = self.executor.run_wave([nodes[uid] for uid in batch], options=options)
+            upcoming: list[str] = []
+            for uid in batch:
+                if uid not in schedule.results:
+                    progress = schedule.complete(uid, results.get(uid) or missing_result(uid))
+                    upcoming.extend(progress.ready)
+            batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
+
+    def _run_nodes(
+        self, schedule: Schedule, nodes: Mapping[str, Node], options: InvocationOptions
+    ) -> None:
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            running: dict[Future[NodeResult], str] = {}
+            for uid in schedule.ready():
+                running[pool.submit(self.executor.run_node, nodes[uid], options=options)] = uid
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    uid = running.pop(future)
+                    try:
+                        result = future.result()
+                    except BaseException:
+                        for pending in running:
+                            pending.cancel()
+                        raise
+                    for ready in schedule.complete(uid, result).ready:
+                        submitted = pool.submit(self.executor.run_node, nodes[ready], options=options)
+                        running[submitted] = ready

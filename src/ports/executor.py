@@ -1,0 +1,68 @@
+"""The executor port: how a driver gets dbt to run planned nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import attrs
+
+from domain.commands import InvocationOptions
+from domain.errors import OrchestrationError
+from domain.manifest import Manifest, Node
+from domain.outcomes import NodeResult
+
+
+@attrs.frozen
+class ExecutorUnavailable(OrchestrationError, RuntimeError):
+    """dbt itself could not run (not installed, no profile, API unreachable...)."""
+
+    backend: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.backend} could not run: {self.problem}"
+
+
+class DbtExecutor(Protocol):
+    """Runs dbt for planned nodes.
+
+    A node that fails inside dbt (a SQL error, a failing test) is data: a
+    ``NodeResult`` with status ERROR and dbt's own status and message. Only
+    ``ExecutorUnavailable`` is raised, when dbt could not run at all.
+    """
+
+    def load_manifest(self, *, target: str | None = None) -> Manifest:
+        """The project's manifest (for ``target``), parsed if missing or stale.
+
+        Raises:
+            ExecutorUnavailable: the manifest cannot be produced.
+            ManifestError: the manifest exists but cannot be read.
+        """
+        ...
+
+    def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
+        """Get ready to run ``nodes`` (connections, schemas, on-run-start hooks).
+
+        Raises:
+            ExecutorUnavailable: dbt cannot start.
+        """
+        ...
+
+    def finish_run(self) -> None:
+        """Run on-run-end hooks and release what ``start_run`` took. Never raises
+        for a failing hook (dbt logs it); safe to call twice."""
+        ...
+
+    def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        """Run one node with the command its resource type needs."""
+        ...
+
+    def run_wave(
+        self, nodes: Sequence[Node], *, options: InvocationOptions
+    ) -> Mapping[str, NodeResult]:
+        """Run several independent nodes in one invocation.
+
+        Returns one result per node given, keyed by unique_id.
+        """
+        ...

@@ -1,0 +1,106 @@
+"""Factories for small manifests: ``model("orders", "stg_orders")`` and friends.
+
+Parents are given by name and resolved to unique_ids by ``manifest_of``; the
+result goes through the real codec, so every builder also exercises it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.codec import structure_manifest
+from domain.manifest import Manifest
+
+PROJECT = "proj"
+SCHEMA_V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+
+
+def _node(kind: str, name: str, parents: tuple[str, ...], **config: Any) -> dict[str, Any]:
+    return {
+        "unique_id": f"{kind}.{PROJECT}.{name}",
+        "name": name,
+        "resource_type": kind,
+        "package_name": PROJECT,
+        "fqn": [PROJECT, name],
+        "path": f"{name}.sql",
+        "original_file_path": f"models/{name}.sql",
+        "config": {"enabled": True, **config},
+        "tags": list(config.get("tags", [])),
+        "depends_on": {"nodes": list(parents), "macros": []},
+    }
+
+
+def model(name: str, *parents: str, materialized: str = "table", **config: Any) -> dict[str, Any]:
+    return _node("model", name, parents, materialized=materialized, **config)
+
+
+def seed(name: str) -> dict[str, Any]:
+    return _node("seed", name, (), materialized="seed")
+
+
+def snapshot(name: str, *parents: str) -> dict[str, Any]:
+    return _node("snapshot", name, parents, materialized="snapshot")
+
+
+def test(name: str, *parents: str, severity: str = "ERROR") -> dict[str, Any]:
+    return _node("test", name, parents, materialized="test", severity=severity)
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # a builder, not a pytest test
+
+
+def unit_test(name: str, tested_model: str) -> dict[str, Any]:
+    data = _node("unit_test", name, (tested_model,))
+    data["unique_id"] = f"unit_test.{PROJECT}.{tested_model}.{name}"
+    return data
+
+
+def source(source_name: str, name: str) -> dict[str, Any]:
+    data = _node("source", name, ())
+    data["unique_id"] = f"source.{PROJECT}.{source_name}.{name}"
+    data["source_name"] = source_name
+    return data
+
+
+def exposure(name: str, *parents: str) -> dict[str, Any]:
+    return _node("exposure", name, parents)
+
+
+_TABLES = {
+    "source": "sources",
+    "unit_test": "unit_tests",
+    "exposure": "exposures",
+    "function": "functions",
+}
+
+
+def manifest_dict(*nodes: dict[str, Any]) -> dict[str, Any]:
+    """A v12 manifest dict holding ``nodes``, with parent names resolved to ids."""
+    ids: dict[str, str] = {}
+    for node in nodes:
+        ids.setdefault(node["name"], node["unique_id"])
+        ids.setdefault(f"{node.get('source_name')}.{node['name']}", node["unique_id"])
+    data: dict[str, Any] = {
+        "metadata": {"dbt_schema_version": SCHEMA_V12, "dbt_version": "1.11.0"},
+        "nodes": {},
+        "sources": {},
+        "unit_tests": {},
+        "exposures": {},
+        "functions": {},
+    }
+    for node in nodes:
+        resolved = dict(node)
+        resolved["depends_on"] = {
+            "nodes": [ids.get(p, p) for p in node["depends_on"]["nodes"]],
+            "macros": [],
+        }
+        data[_TABLES.get(node["resource_type"], "nodes")][node["unique_id"]] = resolved
+    return data
+
+
+def manifest_of(*nodes: dict[str, Any]) -> Manifest:
+    return structure_manifest(manifest_dict(*nodes), source="builders")
+
+
+def uid(name: str, kind: str = "model") -> str:
+    return f"{kind}.{PROJECT}.{name}"

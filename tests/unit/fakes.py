@@ -1,0 +1,157 @@
+"""In-memory fakes of every port: they behave for real and expose their state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from domain.commands import InvocationOptions, command_for
+from domain.manifest import Manifest, Node
+from domain.outcomes import (
+    DbtStatus,
+    ErrorInfo,
+    Invocation,
+    NodeResult,
+    Timing,
+    contract_status,
+)
+from ports.artifact_sink import ArtifactSink
+from ports.cache_store import CacheEntry, CacheStore
+from ports.clock import Clock
+from ports.executor import DbtExecutor, ExecutorUnavailable
+
+
+@attrs.define
+class FakeClock(Clock):
+    """A clock that moves only when told to (``advance``) or ticks per call."""
+
+    current: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    tick: timedelta = timedelta(0)
+
+    def now(self) -> datetime:
+        moment = self.current
+        self.current += self.tick
+        return moment
+
+    def monotonic(self) -> float:
+        return self.current.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@attrs.define
+class FakeExecutor(DbtExecutor):
+    """Runs nothing; every node succeeds except those given a status in ``outcomes``.
+
+    ``flaky`` maps a unique_id to how many times it fails before succeeding.
+    ``unavailable`` makes every call raise ExecutorUnavailable.
+    """
+
+    manifest: Manifest | None = None
+    outcomes: Mapping[str, DbtStatus] = attrs.Factory(dict)
+    flaky: dict[str, int] = attrs.Factory(dict)
+    unavailable: bool = False
+    ran: list[str] = attrs.Factory(list)
+    waves: list[tuple[str, ...]] = attrs.Factory(list)
+    running: int = 0
+    peak_running: int = 0
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    started: list[tuple[str, ...]] = attrs.Factory(list)
+    finished: int = 0
+
+    def load_manifest(self, *, target: str | None = None) -> Manifest:
+        if self.manifest is None:
+            raise ExecutorUnavailable("fake dbt", "no manifest was given to the fake")
+        return self.manifest
+
+    def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
+        if self.unavailable:
+            raise ExecutorUnavailable("fake dbt", "told to be unavailable")
+        self.started.append(tuple(n.unique_id for n in nodes))
+
+    def finish_run(self) -> None:
+        self.finished += 1
+
+    def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        self._enter(node.unique_id)
+        try:
+            return self._result(node, command_for(node.resource_type).value)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def run_wave(
+        self, nodes: Sequence[Node], *, options: InvocationOptions
+    ) -> Mapping[str, NodeResult]:
+        self.waves.append(tuple(n.unique_id for n in nodes))
+        for node in nodes:
+            self._enter(node.unique_id)
+        with self._lock:
+            self.running -= len(nodes)
+        return {n.unique_id: self._result(n, "build") for n in nodes}
+
+    def _enter(self, unique_id: str) -> None:
+        if self.unavailable:
+            raise ExecutorUnavailable("fake dbt", "told to be unavailable")
+        with self._lock:
+            self.ran.append(unique_id)
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+
+    def _result(self, node: Node, command: str) -> NodeResult:
+        uid = node.unique_id
+        status = self.outcomes.get(uid, DbtStatus.SUCCESS)
+        with self._lock:
+            if self.flaky.get(uid, 0) > 0:
+                self.flaky[uid] -= 1
+                status = DbtStatus.ERROR
+        error = ErrorInfo(f"{uid} failed (fake)", "FakeError") if status.value in (
+            "error", "fail", "runtime error") else None
+        moment = datetime(2026, 1, 1, tzinfo=UTC)
+        return NodeResult(
+            uid,
+            contract_status(status),
+            status,
+            message=error.message if error else None,
+            timing=Timing(moment, moment),
+            invocation=Invocation(command, ("--select", uid)),
+            error=error,
+        )
+
+
+@attrs.define
+class FakeCacheStore(CacheStore):
+    """A dict of entries; ``corrupt`` keys read as misses, as a broken file would."""
+
+    entries: dict[str, CacheEntry] = attrs.Factory(dict)
+    corrupt: set[str] = attrs.Factory(set)
+
+    def get(self, key: str) -> CacheEntry | None:
+        if key in self.corrupt:
+            return None
+        return self.entries.get(key)
+
+    def put(self, entry: CacheEntry) -> None:
+        self.entries[entry.key] = entry
+        self.corrupt.discard(entry.key)
+
+
+@attrs.define
+class FakeArtifactSink(ArtifactSink):
+    """Keeps every summary and materialization it was given."""
+
+    summaries: list[str] = attrs.Factory(list)
+    materialized: list[tuple[str, tuple[str, ...]]] = attrs.Factory(list)
+
+    def publish_summary(self, *, markdown: str, results: Mapping[str, NodeResult]) -> None:
+        self.summaries.append(markdown)
+
+    def record_materialization(
+        self, node: Node, result: NodeResult, *, upstream: tuple[Node, ...]
+    ) -> None:
+        self.materialized.append((node.unique_id, tuple(n.unique_id for n in upstream)))
