@@ -13,8 +13,10 @@ across process pools and never repeat their own text.
     │   │   ├── ManifestKeyError            a required key is missing
     │   │   └── ManifestVersionError        schema version unsupported
     │   ├── CycleError                      nodes depend on each other in a loop
+    │   ├── OptionsConflictError            options that cannot go together
     │   └── UnknownNodeError                a unique_id that is not in the manifest/plan
-    └── ScheduleError (RuntimeError)        a driver fed the schedule out of order
+    ├── ScheduleError (RuntimeError)        a driver fed the schedule out of order
+    └── DbtBuildFailed (RuntimeError)       nodes failed; carries every result
 
 Port-specific errors (``ExecutorUnavailable``...) live beside their port.
 """
@@ -133,3 +135,32 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> tuple[str, 
         return ()
     hits = sorted(c for c in candidates if tail in c.lower())
     return tuple(hits[:limit])
+
+
+@attrs.frozen
+class DbtBuildFailed(OrchestrationError, RuntimeError):
+    """Some nodes ended in error; ``results`` is the full result dict of the build."""
+
+    results: dict[str, dict[str, object]]
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(uid for uid, r in sorted(self.results.items()) if r.get("status") == "error")
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.failed[:5]) + (" ..." if len(self.failed) > 5 else "")
+        return (
+            f"{len(self.failed)} dbt node(s) failed: {shown}; see .results for every node, "
+            "or pass raise_on_failure=False to get the results without raising"
+        )
+
+
+@attrs.frozen
+class OptionsConflictError(PlanError):
+    """Two orchestrator options that cannot be used together, or a bad value."""
+
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.problem}; {self.fix}"

@@ -34,6 +34,7 @@ class PlannedNode:
     blocked_by: frozenset[str]
     phase: int = 0
     can_block: bool = True
+    materialized: str | None = None
 
 
 def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -114,4 +115,5 @@ def _planned(graph: DbtGraph, uid: str, prerequisites: Prerequisites) -> Planned
         blocked_by=prerequisites.blocked_by,
         phase=prerequisites.phase,
         can_block=not warn_only,
+        materialized=node.materialized,
     )

@@ -117,7 +117,7 @@ class DbtCoreExecutor(DbtExecutor):
             with dbt_errors(f"reading {path}"):
                 writable = WritableManifest.read_and_check_versions(path)
                 manifest = DbtManifest.from_writable_manifest(writable)
-                _restore_generic_tests(manifest, Path(path))
+                _prepare_to_run(manifest, Path(path))
                 self._dbt_manifest = manifest
         return self._dbt_manifest
 
@@ -188,16 +188,27 @@ class DbtCoreExecutor(DbtExecutor):
         return self._require_session().threads()
 
 
-def _restore_generic_tests(manifest: Any, path: Path) -> None:
-    """dbt's ``from_writable_manifest`` reads every test back as a singular test,
-    dropping ``test_metadata``; generic tests then fail to compile. Rebuild
-    those from the JSON (dbt only uses that loader for deferral, not to run)."""
+def _prepare_to_run(manifest: Any, path: Path) -> None:
+    """Make a manifest read from JSON runnable (dbt only reads one for deferral).
+
+    ``from_writable_manifest`` reads every test back as a singular test,
+    dropping ``test_metadata``, so generic tests would not compile: rebuild
+    those from the JSON. A manifest written by ``dbt build`` also records
+    nodes as already compiled with their ephemeral CTEs injected; reset that,
+    or dbt reuses SQL that lacks the CTEs.
+    """
     from dbt.contracts.graph.nodes import GenericTestNode
 
     raw_nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
     for unique_id, raw in raw_nodes.items():
         if raw.get("resource_type") == "test" and raw.get("test_metadata"):
             manifest.nodes[unique_id] = GenericTestNode.from_dict(raw)
+    for node in manifest.nodes.values():
+        if getattr(node, "extra_ctes_injected", False):
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node.compiled = False
+            node.compiled_code = None
 
 
 def _read_manifest(path: Path) -> Manifest:

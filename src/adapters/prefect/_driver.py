@@ -1,0 +1,160 @@
+"""Drive the domain's Schedule with Prefect tasks, eagerly.
+
+PER_NODE: a node's task is submitted the moment the schedule releases it,
+with the futures of what it waits for as ``wait_for`` (so the UI draws the
+DAG); at most ``concurrency`` tasks run at once. PER_WAVE: every batch the
+schedule releases runs as one task.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from prefect import Task, tags
+from prefect.futures import PrefectFuture
+
+from adapters.local.thread_driver import missing_result
+from adapters.prefect._options import RunOptions
+from adapters.prefect._tasks import NodeFailed, RunContext, run_node_task, run_wave_task
+from domain.manifest import Node
+from domain.outcomes import NodeResult, NodeStatus
+from domain.plan import Plan
+from domain.schedule import Progress, Schedule
+
+
+@attrs.define
+class ProgressLog:
+    """Logs every end as ``[done/total]``, failures at error level, as they happen."""
+
+    logger: logging.Logger | logging.LoggerAdapter[Any]
+    total: int
+    done: int = 0
+
+    def ended(self, result: NodeResult) -> None:
+        self.done += 1
+        duration = f" in {result.timing.duration_seconds:.2f}s" if result.timing else ""
+        dbt_status = f" ({result.dbt_status.value})" if result.dbt_status else ""
+        line = f"[{self.done}/{self.total}] {result.status.value}{dbt_status} {result.unique_id}{duration}"
+        if result.status is NodeStatus.ERROR:
+            message = result.error.message.splitlines()[0] if result.error else ""
+            self.logger.error("%s: %s", line, message)
+        else:
+            self.logger.info("%s", line)
+
+    def skipped(self, progress: Progress) -> None:
+        for skip in progress.skipped:
+            self.done += 1
+            self.logger.warning(
+                "[%d/%d] skipped %s (upstream failure: %s)",
+                self.done,
+                self.total,
+                skip.unique_id,
+                ", ".join(skip.failed_upstream),
+            )
+
+
+def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
+    """The node's result whether its task returned it or raised NodeFailed."""
+    outcome: object = future.result(raise_on_failure=False)
+    if isinstance(outcome, NodeResult):
+        return outcome
+    if isinstance(outcome, NodeFailed):
+        return outcome.result
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return missing_result(unique_id)
+
+
+def _notify(ended: queue.Queue[str], unique_id: str) -> Callable[[PrefectFuture[NodeResult]], None]:
+    return lambda _future: ended.put(unique_id)
+
+
+@attrs.frozen
+class NodeTasks:
+    """The node task in its two retry settings, made once per build: Prefect's
+    ``with_options`` costs tens of milliseconds, far too much per node."""
+
+    retrying: Task[[str, str], NodeResult]
+    once: Task[[str, str], NodeResult]
+    tagged: bool = True
+
+    @classmethod
+    def for_options(cls, options: RunOptions) -> NodeTasks:
+        retrying = run_node_task.with_options(
+            retries=options.retries, retry_delay_seconds=options.retry_delay_seconds
+        )
+        return cls(retrying, retrying if options.retry_tests else run_node_task, options.task_tags)
+
+    def submit(
+        self, node: Node, run_key: str, upstream: list[PrefectFuture[NodeResult]]
+    ) -> PrefectFuture[NodeResult]:
+        """Submit ``node``'s task, tagged with its resource type, materialization and tags."""
+        is_test = node.resource_type.value in ("test", "unit_test")
+        chosen = self.once if is_test else self.retrying
+        labels = {node.resource_type.value, *(t for t in (node.materialized,) if t), *node.tags}
+        # Every task-run tag costs an API call for tag concurrency limits
+        # (tens of ms per node on a SQLite-backed server): tagging is optional.
+        with tags(*(sorted(labels) if self.tagged else ())):
+            return chosen.submit(run_key, node.unique_id, wait_for=upstream, return_state=False)
+
+
+def run_per_node(
+    plan: Plan, context: RunContext, run_key: str, options: RunOptions, log: ProgressLog
+) -> dict[str, NodeResult]:
+    """Run every planned node as its own task; returns one result per node."""
+    schedule = Schedule.start(plan)
+    ended: queue.Queue[str] = queue.Queue()
+    futures: dict[str, PrefectFuture[NodeResult]] = {}
+    waiting = deque(schedule.ready())
+    limit = options.concurrency or len(plan.nodes) or 1
+    node_tasks = NodeTasks.for_options(options)
+    running = 0
+    while waiting or running:
+        while waiting and running < limit:
+            uid = waiting.popleft()
+            upstream = [futures[p] for p in plan.nodes[uid].waits_for if p in futures]
+            futures[uid] = node_tasks.submit(context.nodes[uid], run_key, upstream)
+            futures[uid].add_done_callback(_notify(ended, uid))
+            running += 1
+        uid = ended.get()
+        running -= 1
+        result = _outcome(uid, futures[uid])
+        log.ended(result)
+        progress = schedule.complete(uid, result)
+        log.skipped(progress)
+        waiting.extend(progress.ready)
+    return dict(schedule.results)
+
+
+def run_per_wave(
+    plan: Plan, run_key: str, options: RunOptions, log: ProgressLog
+) -> dict[str, NodeResult]:
+    """Run each batch of ready nodes as one task (one dbt invocation)."""
+    schedule = Schedule.start(plan)
+    batch = list(schedule.ready())
+    index = 0
+    while batch:
+        task = run_wave_task.with_options(name=f"wave-{index}", task_run_name=f"wave-{index}")
+        results = task(
+            run_key, batch, options.retries, options.retry_delay_seconds, options.retry_tests
+        )
+        upcoming: list[str] = []
+        for uid in batch:
+            result = results.get(uid) or missing_result(uid)
+            log.ended(result)
+            progress = schedule.complete(uid, result)
+            log.skipped(progress)
+            upcoming.extend(progress.ready)
+        batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
+        index += 1
+    return dict(schedule.results)
+
+
+def elapsed_since(start: float) -> float:
+    return time.perf_counter() - start

@@ -1,0 +1,120 @@
+"""The orchestrator's keyword arguments folded into one checked, frozen value."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+
+from domain.errors import OptionsConflictError
+from domain.placement import TestStrategy
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class ExecutionMode(enum.Enum):
+    """How nodes map onto Prefect tasks."""
+
+    PER_NODE = "per_node"
+    PER_WAVE = "per_wave"
+
+
+def coerce_enum(kind: type[E], value: E | str, parameter: str) -> E:
+    """``value`` as a member of ``kind``; strings match names or values in any case.
+
+    Raises:
+        OptionsConflictError: the string names no member.
+    """
+    if isinstance(value, kind):
+        return value
+    text = str(value).strip().lower().replace("-", "_")
+    for member in kind:
+        if text in (member.name.lower(), str(member.value).lower()):
+            return member
+    valid = ", ".join(m.name for m in kind)
+    raise OptionsConflictError(f"{parameter}={value!r} is not valid", f"use one of {valid}")
+
+
+@attrs.frozen
+class RunOptions:
+    """How a build runs; built and checked once by ``fold_run_options``."""
+
+    execution_mode: ExecutionMode = ExecutionMode.PER_WAVE
+    test_strategy: TestStrategy = TestStrategy.IMMEDIATE
+    concurrency: int | None = None
+    concurrency_limit: str | None = None
+    threads: int | None = None
+    retries: int = 0
+    retry_delay_seconds: float = 0
+    retry_tests: bool = False
+    raise_on_failure: bool = True
+    state_path: Path | None = None
+    defer: bool = False
+    defer_state_path: Path | None = None
+    favor_state: bool = False
+    create_summary_artifact: bool = True
+    task_tags: bool = True
+
+
+def _concurrency(
+    concurrency: int | str | None, limit_name: str | None
+) -> tuple[int | None, str | None]:
+    if isinstance(concurrency, str) and limit_name and concurrency != limit_name:
+        raise OptionsConflictError(
+            f"concurrency={concurrency!r} and concurrency_limit_name={limit_name!r} disagree",
+            "pass one name, as concurrency=",
+        )
+    if isinstance(concurrency, bool) or (isinstance(concurrency, int) and concurrency < 1):
+        raise OptionsConflictError(
+            f"concurrency={concurrency!r} is not a positive number of nodes",
+            "pass an int >= 1, or the name of a Prefect global concurrency limit",
+        )
+    if isinstance(concurrency, str):
+        return None, concurrency
+    return concurrency, limit_name
+
+
+def _check(options: RunOptions) -> None:
+    if options.retries < 0 or options.retry_delay_seconds < 0:
+        raise OptionsConflictError(
+            "retries and retry_delay_seconds cannot be negative", "pass 0 or more"
+        )
+    if options.threads is not None and options.threads < 1:
+        raise OptionsConflictError(f"threads={options.threads} is not >= 1", "pass threads >= 1")
+    if options.defer and options.state_path is None and options.defer_state_path is None:
+        raise OptionsConflictError(
+            "defer=True needs a state to defer to",
+            "pass state_path=Path(...) or defer_state_path=Path(...) (a folder with manifest.json)",
+        )
+    if options.favor_state and not options.defer:
+        raise OptionsConflictError("favor_state=True only applies with defer=True", "add defer=True")
+
+
+def fold_run_options(
+    *,
+    execution_mode: ExecutionMode | str,
+    test_strategy: TestStrategy | str,
+    concurrency: int | str | None,
+    concurrency_limit_name: str | None,
+    **rest: object,
+) -> RunOptions:
+    """Check the orchestrator's keyword arguments and freeze them.
+
+    Raises:
+        OptionsConflictError: a bad value, or options that cannot go together.
+    """
+    count, limit = _concurrency(concurrency, concurrency_limit_name)
+    for key in ("state_path", "defer_state_path"):
+        if rest.get(key) is not None:
+            rest[key] = Path(str(rest[key])).expanduser()
+    options = RunOptions(
+        execution_mode=coerce_enum(ExecutionMode, execution_mode, "execution_mode"),
+        test_strategy=coerce_enum(TestStrategy, test_strategy, "test_strategy"),
+        concurrency=count,
+        concurrency_limit=limit,
+        **rest,  # type: ignore[arg-type]
+    )
+    _check(options)
+    return options

@@ -1,0 +1,127 @@
+"""The Prefect tasks: one per node (PER_NODE) or one per wave (PER_WAVE).
+
+Task parameters are plain strings (a run key and unique_ids), so Prefect
+hashes and records nothing heavy; the run's objects are looked up in a
+registry that lives as long as the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+
+import attrs
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+from prefect.runtime import task_run
+
+from domain.commands import InvocationOptions
+from domain.manifest import Node
+from domain.outcomes import NodeResult, NodeStatus
+from domain.plan import PlannedNode
+from domain.schedule import blocks_dependents
+from ports.executor import DbtExecutor
+
+
+@attrs.frozen
+class RunContext:
+    """What the tasks of one build share."""
+
+    executor: DbtExecutor
+    nodes: Mapping[str, Node]
+    planned: Mapping[str, PlannedNode]
+    invocation: InvocationOptions
+    concurrency_limit: str | None = None
+
+
+_RUNS: dict[str, RunContext] = {}
+_RUNS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def registered(context: RunContext) -> Iterator[str]:
+    """Register ``context`` for the tasks of one build; yields its key."""
+    key = uuid.uuid4().hex
+    with _RUNS_LOCK:
+        _RUNS[key] = context
+    try:
+        yield key
+    finally:
+        with _RUNS_LOCK:
+            del _RUNS[key]
+
+
+@attrs.frozen
+class NodeFailed(Exception):
+    """Raised by a node task so Prefect marks it failed (and retries it)."""
+
+    result: NodeResult
+
+    def __str__(self) -> str:
+        message = self.result.error.message if self.result.error else "failed"
+        return f"{self.result.unique_id}: {message}"
+
+
+@contextlib.contextmanager
+def _limited(name: str | None) -> Iterator[None]:
+    if name is None:
+        yield
+    else:
+        with concurrency(name, occupy=1):
+            yield
+
+
+@task(
+    name="dbt-node",
+    task_run_name="{unique_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    log_prints=False,
+)
+def run_node_task(run_key: str, unique_id: str) -> NodeResult:
+    """Run one node; raise NodeFailed when its failure blocks its dependents."""
+    context = _RUNS[run_key]
+    with _limited(context.concurrency_limit):
+        result = context.executor.run_node(context.nodes[unique_id], options=context.invocation)
+    result = attrs.evolve(result, attempts=int(task_run.run_count or 1))
+    if blocks_dependents(context.planned[unique_id], result):
+        raise NodeFailed(result)
+    return result
+
+
+def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> bool:
+    if result.status is not NodeStatus.ERROR:
+        return False
+    return retry_tests or planned.resource_type.value not in ("test", "unit_test")
+
+
+@task(name="dbt-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+def run_wave_task(
+    run_key: str, unique_ids: Sequence[str], retries: int, retry_delay: float, retry_tests: bool
+) -> dict[str, NodeResult]:
+    """Run one wave in one dbt invocation; re-run only its failed nodes on retry."""
+    context = _RUNS[run_key]
+    results: dict[str, NodeResult] = {}
+    todo = list(unique_ids)
+    for attempt in range(1, retries + 2):
+        if attempt > 1:
+            time.sleep(retry_delay)
+        with _limited(context.concurrency_limit):
+            batch = context.executor.run_wave(
+                [context.nodes[uid] for uid in todo], options=context.invocation
+            )
+        for uid in todo:
+            if uid in batch:
+                results[uid] = attrs.evolve(batch[uid], attempts=attempt)
+        todo = [
+            uid
+            for uid in todo
+            if uid in results and _retryable(results[uid], context.planned[uid], retry_tests)
+        ]
+        if not todo:
+            break
+    return results

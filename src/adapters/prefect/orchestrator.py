@@ -1,0 +1,225 @@
+"""PrefectDbtOrchestrator: the public entry point, and the composition root.
+
+It reads the manifest through the executor, selects and plans in pure
+Python (no ``dbt ls``), runs the plan with Prefect tasks, and returns the
+result contract's dict. Nothing runs before every option is checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
+
+from adapters.dbt_core import DbtCoreExecutor
+from adapters.local.project_files import selection_context
+from adapters.prefect._artifacts import publish_summary
+from adapters.prefect._driver import ProgressLog, run_per_node, run_per_wave
+from adapters.prefect._options import ExecutionMode, RunOptions, fold_run_options
+from adapters.prefect._tasks import RunContext, registered
+from adapters.prefect.settings import PrefectDbtSettings
+from domain.cli_args import check_extra_args
+from domain.commands import InvocationOptions
+from domain.errors import DbtBuildFailed
+from domain.graph import DbtGraph, build_graph
+from domain.outcomes import NodeResult, NodeStatus
+from domain.placement import TestStrategy
+from domain.plan import Plan, plan_build
+from domain.render import summary_lines
+from domain.result_codec import results_to_dict
+from domain.selection import SelectionRequest, select
+from ports.executor import DbtExecutor
+
+_LOG = logging.getLogger("prefect_dbt_orchestrator")
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+    return get_run_logger() if FlowRunContext.get() else _LOG
+
+
+class PrefectDbtOrchestrator:
+    """Runs a dbt project's DAG under Prefect, node by node or wave by wave.
+
+    See the README for every parameter. ``concurrency`` is an int (how many
+    nodes run at once) or the name of a Prefect global concurrency limit held
+    around each dbt call (``concurrency_limit_name`` is the older spelling).
+
+    Raises:
+        OptionsConflictError: a bad value, or options that cannot go together
+            (a ``ValueError``), before anything runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: PrefectDbtSettings | None = None,
+        manifest_path: Path | str | None = None,
+        executor: DbtExecutor | None = None,
+        execution_mode: ExecutionMode | str = ExecutionMode.PER_WAVE,
+        test_strategy: TestStrategy | str = TestStrategy.IMMEDIATE,
+        threads: int | None = None,
+        concurrency: int | str | None = None,
+        concurrency_limit_name: str | None = None,
+        retries: int = 0,
+        retry_delay_seconds: float = 0,
+        retry_tests: bool = False,
+        raise_on_failure: bool = True,
+        state_path: Path | str | None = None,
+        defer: bool = False,
+        defer_state_path: Path | str | None = None,
+        favor_state: bool = False,
+        create_summary_artifact: bool = True,
+        task_tags: bool = True,
+    ) -> None:
+        self.options: RunOptions = fold_run_options(
+            execution_mode=execution_mode,
+            test_strategy=test_strategy,
+            concurrency=concurrency,
+            concurrency_limit_name=concurrency_limit_name,
+            threads=threads,
+            retries=retries,
+            retry_delay_seconds=retry_delay_seconds,
+            retry_tests=retry_tests,
+            raise_on_failure=raise_on_failure,
+            state_path=state_path,
+            defer=defer,
+            defer_state_path=defer_state_path,
+            favor_state=favor_state,
+            create_summary_artifact=create_summary_artifact,
+            task_tags=task_tags,
+        )
+        self.settings = settings or PrefectDbtSettings()
+        self.manifest_path = Path(manifest_path) if manifest_path is not None else None
+        self.executor: DbtExecutor = executor or DbtCoreExecutor(
+            self.settings, manifest_path=self.manifest_path
+        )
+
+    def run_build(
+        self,
+        select: str | None = None,
+        exclude: str | None = None,
+        full_refresh: bool = False,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+        selector: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Build the selected nodes (models, seeds, snapshots, tests) like ``dbt build``.
+
+        Returns the result dict keyed by unique_id (see the README).
+
+        Raises:
+            DbtBuildFailed: some node errored and ``raise_on_failure`` is on
+                (raised after everything else ran; it carries the results).
+            PlanError: bad input (selector, flags, manifest), before anything runs.
+        """
+        request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
+        return self._run(request, self.options.test_strategy, full_refresh, target, extra_cli_args)
+
+    def run_seed(self, select: str | None = None, exclude: str | None = None,
+                 full_refresh: bool = False, target: str | None = None,
+                 extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Load the selected seeds only, like ``dbt seed``."""
+        request = SelectionRequest(select=select or (), exclude=exclude or (), resource_types=("seed",))
+        return self._run(request, TestStrategy.SKIP, full_refresh, target, extra_cli_args)
+
+    def run_snapshot(self, select: str | None = None, exclude: str | None = None,
+                     target: str | None = None,
+                     extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Run the selected snapshots only, like ``dbt snapshot``."""
+        request = SelectionRequest(
+            select=select or (), exclude=exclude or (), resource_types=("snapshot",)
+        )
+        return self._run(request, TestStrategy.SKIP, False, target, extra_cli_args)
+
+    def run_test(self, select: str | None = None, exclude: str | None = None,
+                 target: str | None = None,
+                 extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Run the data and unit tests of the selection, like ``dbt test``."""
+        request = SelectionRequest(
+            select=select or (), exclude=exclude or (), resource_types=("test", "unit_test")
+        )
+        return self._run(request, TestStrategy.IMMEDIATE, False, target, extra_cli_args)
+
+    def _run(
+        self,
+        request: SelectionRequest,
+        strategy: TestStrategy,
+        full_refresh: bool,
+        target: str | None,
+        extra_cli_args: Sequence[str] | None,
+    ) -> dict[str, dict[str, Any]]:
+        extra = tuple(extra_cli_args or ())
+        warnings = check_extra_args(extra)
+        invocation = self._invocation(full_refresh, target, extra)
+        if FlowRunContext.get() is None:
+            adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute)
+            return adhoc(request, strategy, invocation, warnings)
+        return self._execute(request, strategy, invocation, warnings)
+
+    def _invocation(self, full_refresh: bool, target: str | None, extra: tuple[str, ...]) -> InvocationOptions:
+        options = self.options
+        return InvocationOptions(
+            full_refresh=full_refresh,
+            target=target,
+            threads=options.threads,
+            extra_args=extra,
+            state_path=None if options.state_path is None else str(options.state_path),
+            defer=options.defer,
+            defer_state_path=None if options.defer_state_path is None else str(options.defer_state_path),
+            favor_state=options.favor_state,
+        )
+
+    def _plan(self, request: SelectionRequest, strategy: TestStrategy, target: str | None) -> tuple[DbtGraph, Plan]:
+        manifest = self.executor.load_manifest(target=target)
+        context = selection_context(
+            self.settings.project_dir,
+            target_dir=self.settings.target_dir,
+            state_path=self.options.state_path,
+        )
+        graph = build_graph(manifest)
+        selection = select(manifest, request, context)
+        return graph, plan_build(graph, selection.unique_ids, strategy)
+
+    def _execute(
+        self,
+        request: SelectionRequest,
+        strategy: TestStrategy,
+        invocation: InvocationOptions,
+        warnings: tuple[str, ...],
+    ) -> dict[str, dict[str, Any]]:
+        logger = _logger()
+        for warning in warnings:
+            logger.warning("%s", warning)
+        started = time.perf_counter()
+        graph, plan = self._plan(request, strategy, invocation.target)
+        logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
+        results = self._run_plan(plan, graph, invocation, ProgressLog(logger, plan.node_count))
+        for line in summary_lines(results, time.perf_counter() - started):
+            logger.info("%s", line)
+        if self.options.create_summary_artifact:
+            publish_summary(results)
+        payload = results_to_dict(results)
+        if self.options.raise_on_failure and any(r.status is NodeStatus.ERROR for r in results.values()):
+            raise DbtBuildFailed(payload)
+        return payload
+
+    def _run_plan(
+        self, plan: Plan, graph: DbtGraph, invocation: InvocationOptions, log: ProgressLog
+    ) -> dict[str, NodeResult]:
+        if not plan.nodes:
+            return {}
+        context = RunContext(self.executor, graph.members, plan.nodes, invocation, self.options.concurrency_limit)
+        self.executor.start_run([graph.members[uid] for uid in sorted(plan.nodes)], options=invocation)
+        try:
+            with registered(context) as key:
+                if self.options.execution_mode is ExecutionMode.PER_NODE:
+                    return run_per_node(plan, context, key, self.options, log)
+                return run_per_wave(plan, key, self.options, log)
+        finally:
+            self.executor.finish_run()

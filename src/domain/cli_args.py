@@ -1,0 +1,82 @@
+"""Which extra dbt flags a build may pass through, and which it must refuse; pure.
+
+Blocked flags would fight the orchestrator (it owns selection, paths and
+logging); flags with a first-class parameter must use that parameter; caveat
+flags pass with a warning because they interact with test scheduling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from domain.errors import PlanError
+
+BLOCKED = frozenset(
+    {
+        "--select",
+        "-s",
+        "--models",
+        "-m",
+        "--exclude",
+        "--selector",
+        "--indirect-selection",
+        "--project-dir",
+        "--target-path",
+        "--profiles-dir",
+        "--log-level",
+    }
+)
+FIRST_CLASS = {
+    "--full-refresh": "run_build(full_refresh=True)",
+    "--target": 'run_build(target="...")',
+    "-t": 'run_build(target="...")',
+    "--threads": "PrefectDbtOrchestrator(threads=N)",
+    "--defer": "PrefectDbtOrchestrator(defer=True)",
+    "--state": "PrefectDbtOrchestrator(state_path=Path(...))",
+    "--defer-state": "PrefectDbtOrchestrator(defer_state_path=Path(...))",
+    "--favor-state": "PrefectDbtOrchestrator(favor_state=True)",
+}
+CAVEATS = {
+    "--resource-type": "it can drop tests the orchestrator placed",
+    "--resource-types": "it can drop tests the orchestrator placed",
+    "--exclude-resource-type": "it can drop tests the orchestrator placed",
+    "--exclude-resource-types": "it can drop tests the orchestrator placed",
+    "--fail-fast": "the orchestrator already skips exactly the descendants of a failure",
+    "-x": "the orchestrator already skips exactly the descendants of a failure",
+}
+
+
+@attrs.frozen
+class BlockedFlagError(PlanError):
+    """An extra dbt flag the orchestrator cannot pass through."""
+
+    flag: str
+    instead: str
+
+    def __str__(self) -> str:
+        return f"extra_cli_args cannot contain {self.flag}: {self.instead}"
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def check_extra_args(args: Sequence[str]) -> tuple[str, ...]:
+    """Validate ``extra_cli_args``; return one warning per caveat flag.
+
+    Raises:
+        BlockedFlagError: a blocked flag, or one that has a first-class parameter.
+    """
+    warnings: list[str] = []
+    for arg in args:
+        name = _flag_name(arg)
+        if name in BLOCKED:
+            raise BlockedFlagError(name, "the orchestrator sets it itself; use the "
+                                   "select/exclude parameters or PrefectDbtSettings instead")
+        if name in FIRST_CLASS:
+            raise BlockedFlagError(name, f"use {FIRST_CLASS[name]} instead")
+        if name in CAVEATS:
+            warnings.append(f"extra_cli_args has {name}: accepted, but {CAVEATS[name]}")
+    return tuple(warnings)

@@ -1,0 +1,76 @@
+"""Human-readable renderings of plans and results; pure functions of the data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from domain.outcomes import NodeResult, NodeStatus
+from domain.plan import Plan
+
+_ORDER = (NodeStatus.SUCCESS, NodeStatus.CACHED, NodeStatus.ERROR, NodeStatus.SKIPPED)
+
+
+def count_by_status(results: Mapping[str, NodeResult]) -> dict[str, int]:
+    """How many results have each contract status, in a fixed order, zeros left out."""
+    counts = {status.value: 0 for status in _ORDER}
+    for result in results.values():
+        counts[result.status.value] += 1
+    return {status: n for status, n in counts.items() if n}
+
+
+def slowest(results: Mapping[str, NodeResult], limit: int = 5) -> list[tuple[str, float]]:
+    """The ``limit`` longest-running nodes with their durations in seconds."""
+    timed = [(uid, r.timing.duration_seconds) for uid, r in results.items() if r.timing]
+    return sorted(timed, key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def summary_lines(results: Mapping[str, NodeResult], elapsed: float) -> list[str]:
+    """The closing summary: counts by status, failures, slowest nodes."""
+    counts = ", ".join(f"{n} {status}" for status, n in count_by_status(results).items())
+    lines = [f"dbt build finished in {elapsed:.2f}s: {len(results)} nodes ({counts or 'none'})"]
+    for uid in sorted(results):
+        result = results[uid]
+        if result.status is NodeStatus.ERROR:
+            reason = result.error.message.splitlines()[0] if result.error else "error"
+            lines.append(f"  error    {uid}: {reason}")
+    skipped = [uid for uid, r in results.items() if r.status is NodeStatus.SKIPPED]
+    if skipped:
+        lines.append(f"  skipped  {len(skipped)} node(s) downstream of a failure")
+    if slow := slowest(results):
+        lines.append("  slowest: " + ", ".join(f"{uid} {secs:.2f}s" for uid, secs in slow))
+    return lines
+
+
+def summary_markdown(results: Mapping[str, NodeResult]) -> str:
+    """The run summary as markdown (the Prefect artifact's body)."""
+    counts = count_by_status(results)
+    rows = ["## dbt build summary", "", "| status | nodes |", "|---|---|"]
+    rows += [f"| {status} | {n} |" for status, n in counts.items()]
+    failed = [uid for uid in sorted(results) if results[uid].status is NodeStatus.ERROR]
+    if failed:
+        rows += ["", "### Unsuccessful nodes", ""]
+        for uid in failed:
+            error = results[uid].error
+            rows.append(f"- `{uid}`: {error.message.splitlines()[0] if error else 'error'}")
+    skipped = [uid for uid in sorted(results) if results[uid].status is NodeStatus.SKIPPED]
+    if skipped:
+        rows += ["", "### Skipped nodes", ""]
+        rows += [f"- `{uid}` (upstream: {', '.join(results[uid].failed_upstream)})" for uid in skipped]
+    return "\n".join(rows) + "\n"
+
+
+def render_plan(plan: Plan) -> str:
+    """The plan as text: a header line, then each wave with its nodes."""
+    lines = [
+        f"BuildPlan: {plan.node_count} node(s) in {len(plan.waves)} wave(s)  |  "
+        f"max parallelism = {plan.estimated_parallelism}",
+        "",
+    ]
+    for wave in plan.waves:
+        lines.append(f"  Wave {wave.index} ({len(wave.node_ids)} node(s)):")
+        for uid in wave.node_ids:
+            node = plan.nodes[uid]
+            extra = node.materialized if node.materialized != node.resource_type.value else None
+            kind = ", ".join(filter(None, (node.resource_type.value, extra)))
+            lines.append(f"    - {uid} [{kind}]")
+    return "\n".join(lines) + "\n"
