@@ -251,14 +251,17 @@ def _disabled(data: Mapping[str, Any]) -> dict[str, tuple[Node, ...]]:
     for uid, versions in _table(data, "disabled").items():
         if not isinstance(versions, list):
             raise _WrongShape(f'disabled["{uid}"]', "a list")
-        out[uid] = tuple(_disabled_entry(raw) for raw in versions)
+        out[uid] = tuple(_disabled_entry(raw, f'disabled["{uid}"][{i}]') for i, raw in enumerate(versions))
     return out
 
 
-def _disabled_entry(raw: Mapping[str, Any]) -> Node:
-    if raw.get("resource_type") == "source":
-        return CONVERTER.structure(raw, Source)
-    return CONVERTER.structure(raw, Node)
+def _disabled_entry(raw: Mapping[str, Any], where: str) -> Node:
+    try:
+        if raw.get("resource_type") == "source":
+            return CONVERTER.structure(raw, Source)
+        return CONVERTER.structure(raw, Node)
+    except _Missing as missing:
+        raise _Missing(f"{where}.{missing.path}") from None
 
 
 def _metadata(data: Mapping[str, Any], version: int) -> ManifestMetadata:

@@ -31,7 +31,18 @@ SUPPORTED_SCHEMA_VERSIONS = (10, 11, 12)
 
 
 class OrchestrationError(Exception):
-    """Root of every error this library raises."""
+    """Root of every error this library raises.
+
+    attrs gives exception classes identity equality; errors here compare by
+    type and fields instead, so one that crossed a process boundary (pickled)
+    still equals the original.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.args == getattr(other, "args", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
 
 
 class PlanError(OrchestrationError, ValueError):
@@ -105,7 +116,7 @@ class UnknownNodeError(PlanError):
 
     unique_id: str
     where: str
-    hint: str = ""
+    hint: str = "check the id with `dbt ls --output json`"
 
     def __str__(self) -> str:
         text = f"unknown node {self.unique_id!r}: it is not in the {self.where}"

@@ -46,7 +46,7 @@ def blocks_dependents(node: PlannedNode, result: NodeResult) -> bool:
     """
     if not result.is_failure:
         return False
-    warn_failure = result.dbt_status in (DbtStatus.FAIL, DbtStatus.WARN, None)
+    warn_failure = result.dbt_status in (DbtStatus.FAIL, DbtStatus.WARN)
     return node.can_block or not warn_failure
 
 

@@ -19,9 +19,10 @@ class ExecutorUnavailable(OrchestrationError, RuntimeError):
 
     backend: str
     problem: str
+    fix: str = "check that dbt runs this project on its own (`dbt debug`, then `dbt parse`)"
 
     def __str__(self) -> str:
-        return f"{self.backend} could not run: {self.problem}"
+        return f"{self.backend} could not run: {self.problem}; {self.fix}"
 
 
 class DbtExecutor(Protocol):
