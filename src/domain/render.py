@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from typing import TYPE_CHECKING
+
 from domain.outcomes import NodeResult, NodeStatus
 from domain.plan import Plan
+
+if TYPE_CHECKING:
+    from domain.build_plan import BuildPlan
 
 _ORDER = (NodeStatus.SUCCESS, NodeStatus.CACHED, NodeStatus.ERROR, NodeStatus.SKIPPED)
 
@@ -59,7 +64,16 @@ def summary_markdown(results: Mapping[str, NodeResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def render_plan(plan: Plan) -> str:
+def render_build_plan(build_plan: BuildPlan) -> str:
+    """The BuildPlan as text, with cache predictions when caching is on."""
+    return render_plan(build_plan.plan, build_plan.cache_predictions, build_plan.skipped_nodes)
+
+
+def render_plan(
+    plan: Plan,
+    cache: Mapping[str, str] | None = None,
+    skipped: Mapping[str, str] | None = None,
+) -> str:
     """The plan as text: a header line, then each wave with its nodes."""
     lines = [
         f"BuildPlan: {plan.node_count} node(s) in {len(plan.waves)} wave(s)  |  "
@@ -72,5 +86,19 @@ def render_plan(plan: Plan) -> str:
             node = plan.nodes[uid]
             extra = node.materialized if node.materialized != node.resource_type.value else None
             kind = ", ".join(filter(None, (node.resource_type.value, extra)))
-            lines.append(f"    - {uid} [{kind}]")
+            suffix = f" (cache: {cache.get(uid, 'excluded')})" if cache is not None else ""
+            lines.append(f"    - {uid} [{kind}]{suffix}")
+    lines += _plan_footer(cache, skipped or {})
     return "\n".join(lines) + "\n"
+
+
+def _plan_footer(cache: Mapping[str, str] | None, skipped: Mapping[str, str]) -> list[str]:
+    lines: list[str] = []
+    if cache is not None:
+        values = list(cache.values())
+        lines += ["", f"  Cache: {values.count('hit')} hit(s), {values.count('miss')} miss(es), "
+                  f"{values.count('excluded')} excluded"]
+    if skipped:
+        lines += ["", f"  Skipped before running ({len(skipped)}):"]
+        lines += [f"    - {uid}: {why}" for uid, why in sorted(skipped.items())]
+    return lines

@@ -20,7 +20,7 @@ from domain.graph import build_graph
 from domain.manifest import Manifest
 from domain.placement import TestStrategy
 from domain.plan import plan_build
-from domain.render import render_plan
+from domain.build_plan import BuildPlan, build_plan_to_dict
 from domain.selection import SelectionRequest, select
 
 # The keys ``dbt ls --output json`` prints when --output-keys is not given.
@@ -109,32 +109,14 @@ def _selected(args: argparse.Namespace, manifest: Manifest) -> tuple[str, ...]:
 def run_plan(args: argparse.Namespace) -> int:
     manifest = _load(args)
     graph = build_graph(manifest)
-    plan = plan_build(graph, _selected(args, manifest), TestStrategy(args.test_strategy))
+    selection = select(manifest, _request(args), selection_context(args.project_dir, state_path=args.state))
+    plan = plan_build(graph, selection.unique_ids, TestStrategy(args.test_strategy))
+    build_plan = BuildPlan(plan, {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes})
     if args.json:
-        print(json.dumps(plan_as_json(plan), indent=2, sort_keys=True))
+        print(json.dumps(build_plan_to_dict(build_plan), indent=2, sort_keys=True))
     else:
-        print(render_plan(plan), end="")
+        print(build_plan, end="")
     return 0
-
-
-def plan_as_json(plan: Any) -> dict[str, Any]:
-    """The plan as plain JSON data."""
-    return {
-        "node_count": plan.node_count,
-        "estimated_parallelism": plan.estimated_parallelism,
-        "test_strategy": plan.test_strategy.value,
-        "waves": [list(w.node_ids) for w in plan.waves],
-        "nodes": {
-            uid: {
-                "resource_type": n.resource_type.value,
-                "materialized": n.materialized,
-                "waits_for": sorted(n.waits_for),
-                "phase": n.phase,
-            }
-            for uid, n in sorted(plan.nodes.items())
-        },
-        "left_out": dict(sorted(plan.left_out.items())),
-    }
 
 
 def run_ls(args: argparse.Namespace) -> int:

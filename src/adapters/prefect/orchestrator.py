@@ -24,6 +24,7 @@ from adapters.prefect._driver import ProgressLog, run_per_node, run_per_wave
 from adapters.prefect._options import ExecutionMode, RunOptions, fold_run_options
 from adapters.prefect._tasks import RunContext, registered
 from adapters.prefect.settings import PrefectDbtSettings
+from domain.build_plan import BuildPlan
 from domain.cli_args import check_extra_args
 from domain.commands import InvocationOptions
 from domain.errors import DbtBuildFailed
@@ -175,7 +176,29 @@ class PrefectDbtOrchestrator:
             favor_state=options.favor_state,
         )
 
-    def _plan(self, request: SelectionRequest, strategy: TestStrategy, target: str | None) -> tuple[DbtGraph, Plan]:
+    def plan(
+        self,
+        select: str | None = None,
+        exclude: str | None = None,
+        full_refresh: bool = False,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+        selector: str | None = None,
+    ) -> BuildPlan:
+        """What ``run_build()`` with the same arguments would run, without running it.
+
+        Starts no dbt process unless the manifest must be parsed first.
+
+        Raises:
+            PlanError: bad input (selector, flags, manifest).
+        """
+        check_extra_args(tuple(extra_cli_args or ()))
+        request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
+        return self._plan(request, self.options.test_strategy, target)[1]
+
+    def _plan(
+        self, request: SelectionRequest, strategy: TestStrategy, target: str | None
+    ) -> tuple[DbtGraph, BuildPlan]:
         manifest = self.executor.load_manifest(target=target)
         context = selection_context(
             self.settings.project_dir,
@@ -184,7 +207,9 @@ class PrefectDbtOrchestrator:
         )
         graph = build_graph(manifest)
         selection = select(manifest, request, context)
-        return graph, plan_build(graph, selection.unique_ids, strategy)
+        plan = plan_build(graph, selection.unique_ids, strategy)
+        reasons = {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes}
+        return graph, BuildPlan(plan, reasons)
 
     def _execute(
         self,
@@ -197,7 +222,8 @@ class PrefectDbtOrchestrator:
         for warning in warnings:
             logger.warning("%s", warning)
         started = time.perf_counter()
-        graph, plan = self._plan(request, strategy, invocation.target)
+        graph, build_plan = self._plan(request, strategy, invocation.target)
+        plan = build_plan.plan
         logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
         results = self._run_plan(plan, graph, invocation, ProgressLog(logger, plan.node_count))
         for line in summary_lines(results, time.perf_counter() - started):
