@@ -88,14 +88,15 @@ def render_plan(
             kind = ", ".join(filter(None, (node.resource_type.value, extra)))
             suffix = f" (cache: {cache.get(uid, 'excluded')})" if cache is not None else ""
             lines.append(f"    - {uid} [{kind}]{suffix}")
-    lines += _plan_footer(cache, skipped or {})
+    predicted = None if cache is None else [cache.get(uid, "excluded") for uid in plan.nodes]
+    lines += _plan_footer(predicted, skipped or {})
     return "\n".join(lines) + "\n"
 
 
-def _plan_footer(cache: Mapping[str, str] | None, skipped: Mapping[str, str]) -> list[str]:
+def _plan_footer(predicted: list[str] | None, skipped: Mapping[str, str]) -> list[str]:
     lines: list[str] = []
-    if cache is not None:
-        values = list(cache.values())
+    if predicted is not None:
+        values = predicted
         lines += ["", f"  Cache: {values.count('hit')} hit(s), {values.count('miss')} miss(es), "
                   f"{values.count('excluded')} excluded"]
     if skipped:
