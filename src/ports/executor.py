@@ -19,7 +19,7 @@ class ExecutorUnavailable(OrchestrationError, RuntimeError):
 
     backend: str
     problem: str
-    fix: str = "check that dbt runs this project on its own (`dbt debug`, then `dbt parse`)"
+    fix: str = "run `dbt debug` and `dbt parse` in the project to see what dbt itself reports"
 
     def __str__(self) -> str:
         return f"{self.backend} could not run: {self.problem}; {self.fix}"

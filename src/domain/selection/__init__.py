@@ -1,0 +1,65 @@
+"""dbt's node selector language as pure domain code: what ``dbt ls`` lists.
+
+``select(manifest, SelectionRequest(...), SelectionContext(...))`` answers
+``--select``/``--exclude``/``--selector``/``--resource-type``/
+``--indirect-selection`` as dbt-core 1.11 does. No I/O: files and previous-run
+artifacts come in as data through ``SelectionContext``.
+"""
+
+from domain.selection.api import (
+    ALL_RESOURCE_TYPES,
+    DEFAULT_RESOURCE_TYPES,
+    request_spec,
+    resource_types,
+    select,
+)
+from domain.selection.errors import (
+    InvalidFlagError,
+    InvalidMethodValueError,
+    MissingSelectionDataError,
+    SelectionError,
+    SelectorDefinitionError,
+    SelectorSyntaxError,
+    UnknownMethodError,
+    UnknownSelectorError,
+)
+from domain.selection.parse import (
+    Combination,
+    Criterion,
+    IndirectSelection,
+    Method,
+    Operator,
+    Spec,
+    parse_cli,
+    parse_term,
+    parse_union,
+)
+from domain.selection.request import Selection, SelectionContext, SelectionRequest
+
+__all__ = [
+    "ALL_RESOURCE_TYPES",
+    "Combination",
+    "Criterion",
+    "DEFAULT_RESOURCE_TYPES",
+    "IndirectSelection",
+    "InvalidFlagError",
+    "InvalidMethodValueError",
+    "Method",
+    "MissingSelectionDataError",
+    "Operator",
+    "Selection",
+    "SelectionContext",
+    "SelectionError",
+    "SelectionRequest",
+    "SelectorDefinitionError",
+    "SelectorSyntaxError",
+    "Spec",
+    "UnknownMethodError",
+    "UnknownSelectorError",
+    "parse_cli",
+    "parse_term",
+    "parse_union",
+    "request_spec",
+    "resource_types",
+    "select",
+]

@@ -1,0 +1,106 @@
+"""The per-call lookup structures selector methods read; pure, built once per ``select``.
+
+Members are grouped by the manifest table they come from, because each dbt
+selector method searches a fixed set of tables (``fqn`` skips sources,
+``config.`` reads only nodes and sources, ...).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+
+import attrs
+
+from domain.graph import DbtGraph, build_graph
+from domain.manifest import Manifest, Node, ResourceType
+from domain.selection.paths import FileTree, file_tree
+from domain.selection.request import SelectionContext
+
+
+class Table(enum.Enum):
+    """The manifest table a graph member comes from."""
+
+    NODES = "nodes"
+    SOURCES = "sources"
+    EXPOSURES = "exposures"
+    METRICS = "metrics"
+    UNIT_TESTS = "unit_tests"
+    SEMANTIC_MODELS = "semantic_models"
+    SAVED_QUERIES = "saved_queries"
+    FUNCTIONS = "functions"
+
+
+ALL_TABLES = frozenset(Table)
+NON_SOURCE = ALL_TABLES - {Table.SOURCES}
+CONFIGURABLE = frozenset({Table.NODES, Table.SOURCES})
+GROUPABLE = frozenset({Table.NODES, Table.METRICS})
+NODES_AND_UNIT_TESTS = frozenset({Table.NODES, Table.UNIT_TESTS})
+NODES_ONLY = frozenset({Table.NODES})
+
+
+def _tables_of(manifest: Manifest) -> tuple[tuple[Table, Mapping[str, Node]], ...]:
+    return (
+        (Table.NODES, manifest.nodes),
+        (Table.SOURCES, manifest.sources),
+        (Table.EXPOSURES, manifest.exposures),
+        (Table.METRICS, manifest.metrics),
+        (Table.UNIT_TESTS, manifest.unit_tests),
+        (Table.SEMANTIC_MODELS, manifest.semantic_models),
+        (Table.SAVED_QUERIES, manifest.saved_queries),
+        (Table.FUNCTIONS, manifest.functions),
+    )
+
+
+@attrs.frozen
+class SelectionIndex:
+    """The graph, its members by table, and the outside data methods read.
+
+    Attributes:
+        by_table: the graph members of each table, as (unique_id, node) pairs.
+        tree: the root project's files, or None when the caller gave none.
+    """
+
+    manifest: Manifest
+    graph: DbtGraph
+    context: SelectionContext
+    by_table: Mapping[Table, tuple[tuple[str, Node], ...]]
+    table_of: Mapping[str, Table]
+    tree: FileTree | None
+
+    def members(self, tables: frozenset[Table]) -> Iterator[tuple[str, Node]]:
+        """The (unique_id, node) members of ``tables``, in dbt's table order."""
+        for table in Table:
+            if table in tables:
+                yield from self.by_table[table]
+
+    def is_test(self, unique_id: str) -> bool:
+        """True for data tests in ``manifest.nodes`` and for unit tests:
+        the members dbt may select indirectly."""
+        table = self.table_of.get(unique_id)
+        if table is Table.UNIT_TESTS:
+            return True
+        node = self.graph.members[unique_id]
+        return table is Table.NODES and node.resource_type is ResourceType.TEST
+
+
+def build_index(manifest: Manifest, context: SelectionContext) -> SelectionIndex:
+    """Everything selection reads, computed once."""
+    graph = build_graph(manifest)
+    by_table: dict[Table, tuple[tuple[str, Node], ...]] = {}
+    table_of: dict[str, Table] = {}
+    for table, entries in _tables_of(manifest):
+        members = tuple((uid, n) for uid, n in entries.items() if uid in graph.members)
+        by_table[table] = members
+        for uid, _ in members:
+            table_of.setdefault(uid, table)
+    files = context.root_project_files
+    return SelectionIndex(
+        manifest,
+        graph,
+        context,
+        MappingProxyType(by_table),
+        MappingProxyType(table_of),
+        None if files is None else file_tree(files),
+    )

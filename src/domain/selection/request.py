@@ -1,0 +1,112 @@
+"""What a selection is asked, what it may read, and what it answers; pure value objects.
+
+``SelectionRequest`` holds the flags of ``dbt ls``/``dbt build``;
+``SelectionContext`` holds data from outside the manifest (the root
+project's file list, YAML selectors, previous-run artifacts) as plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from domain.manifest import Manifest, frozen_mapping
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _optional_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if value is None else MappingProxyType(dict(value))
+
+
+def _optional_files(value: Any) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
+@attrs.frozen
+class SelectionRequest:
+    """The selection flags of ``dbt ls`` (and ``dbt build``).
+
+    Attributes:
+        select: ``--select`` values; each is a space-separated union, as on the CLI.
+            Empty means the flag was not passed (dbt's default selection).
+        exclude: ``--exclude`` values, same format.
+        selector: a YAML selector name (``--selector``); when given, dbt ignores
+            ``select`` and ``exclude``.
+        resource_types: ``--resource-type`` values (repeats are unioned; ``all`` and
+            ``default`` allowed); empty means not passed, i.e. ``dbt ls``'s default set.
+        exclude_resource_types: ``--exclude-resource-type`` values.
+        indirect_selection: ``eager`` (dbt's default), ``cautious``, ``buildable`` or ``empty``.
+    """
+
+    select: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    selector: str | None = None
+    resource_types: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    exclude_resource_types: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    indirect_selection: str = "eager"
+
+
+@attrs.frozen
+class SelectionContext:
+    """Data from outside the manifest that some selector methods read.
+
+    Attributes:
+        root_project_files: every file and directory of the root project,
+            relative to it (``models``, ``models/orders.sql``...). ``path:`` globs
+            these, as dbt globs the project directory. A directory may be written
+            with a trailing ``/``; an entry with entries below it is a directory.
+        selectors: YAML selectors, either as ``selectors.yml`` parses
+            (``{"selectors": [{"name", "definition", "default"}...]}``) or as dbt
+            stores them in ``manifest.json`` (``{name: {"definition", "default"}}``).
+            Empty means: use ``manifest.selectors``.
+        state_manifest: the manifest to compare with (``--state``); ``state:`` needs it.
+        manifest_json: the current ``manifest.json`` as parsed JSON, and
+        state_manifest_json: the state one: ``state:modified`` and its
+            ``.configs``/``.relation``/``.persisted_descriptions``/``.contract``
+            sub-selectors compare fields (``unrendered_config``, descriptions,
+            contracts...) that the ``Manifest`` value objects do not keep.
+        run_results: a previous ``run_results.json`` as parsed JSON (``result:``).
+        previous_sources: the previous ``sources.json`` (``source_status:``), and
+        current_sources: the current one.
+    """
+
+    root_project_files: frozenset[str] | None = attrs.field(default=None, converter=_optional_files)
+    selectors: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
+    state_manifest: Manifest | None = None
+    manifest_json: Mapping[str, Any] | None = attrs.field(default=None, converter=_optional_mapping)
+    state_manifest_json: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_optional_mapping
+    )
+    run_results: Mapping[str, Any] | None = attrs.field(default=None, converter=_optional_mapping)
+    previous_sources: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_optional_mapping
+    )
+    current_sources: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_optional_mapping
+    )
+
+
+@attrs.frozen
+class Selection:
+    """What the selection answered.
+
+    Attributes:
+        unique_ids: the selected unique_ids (what ``dbt ls`` lists).
+        reasons: for each selected id, the term that matched it or the
+            indirect-selection rule that pulled it in.
+    """
+
+    unique_ids: frozenset[str]
+    reasons: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
+
+    def sorted_ids(self) -> tuple[str, ...]:
+        """The selected ids in ``dbt ls`` order (sorted)."""
+        return tuple(sorted(self.unique_ids))
