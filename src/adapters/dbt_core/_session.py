@@ -149,7 +149,19 @@ class DbtSession:
         return int(self._require_task().config.threads)
 
     def close(self) -> None:
-        """Close connections and release the process-wide session slot."""
-        self._task = None
-        self._stack.close()
+        """Close connections and release the process-wide session slot.
+
+        dbt-duckdb keeps its database open for the life of the process (it
+        closes it at exit); a scheduler process outlives one build, so the
+        database is released here for other processes and later builds.
+        """
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                manager = type(get_adapter(task.config).connections)
+                release = getattr(manager, "close_all_connections", None)
+                if callable(release):
+                    release()
+        finally:
+            self._stack.close()
 

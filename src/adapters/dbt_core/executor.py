@@ -28,8 +28,17 @@ from adapters.dbt_core.project import DbtProject, ProjectLocation
 
 # Flags every session passes: no JSON artifacts rewritten per node, no usage
 # tracking calls from inside a scheduler, dbt's per-node log lines kept quiet
-# (the orchestrator reports progress itself).
-QUIET_FLAGS = ("--no-write-json", "--no-send-anonymous-usage-stats", "--quiet")
+# (the orchestrator reports progress itself), and no logs/dbt.log: dbt's file
+# logger is rebuilt per invocation without closing the old file, which leaks a
+# handle per build in a long-lived process. `--log-level-file debug` in
+# extra_cli_args turns it back on.
+QUIET_FLAGS = (
+    "--no-write-json",
+    "--no-send-anonymous-usage-stats",
+    "--quiet",
+    "--log-level-file",
+    "none",
+)
 
 
 class DbtCoreExecutor(DbtExecutor):
@@ -79,11 +88,12 @@ class DbtCoreExecutor(DbtExecutor):
     def _parse(self, project: DbtProject, target: str | None) -> Any:
         from dbt.cli.main import dbtRunner
 
-        base = self._location_args(project) + ["--no-send-anonymous-usage-stats", "--quiet"]
+        base = self._location_args(project) + list(QUIET_FLAGS[1:])
         if target is not None:
             base += ["--target", target]
         if self._run_deps and project.declares_packages() and not project.packages_installed():
-            self._invoke(dbtRunner(), ["deps", *self._location_args(project), "--quiet"], "dbt deps")
+            deps = ["deps", "--project-dir", str(project.project_dir), *QUIET_FLAGS[2:]]
+            self._invoke(dbtRunner(), deps + ["--profiles-dir", str(project.profiles_dir)], "dbt deps")
         return self._invoke(dbtRunner(), ["parse", *base], "dbt parse")
 
     @staticmethod
@@ -127,6 +137,7 @@ class DbtCoreExecutor(DbtExecutor):
             project = self.project
             args = ["build", *self._location_args(project)]
             args += [f for f in QUIET_FLAGS if self._quiet or f != "--quiet"]
+            # a later flag wins in click: the user's --log-level-file overrides ours
             session = DbtSession(project, self._load_dbt_manifest(project), args + list(options.dbt_flags()))
             session.open(n.unique_id for n in nodes)
             self._session = session

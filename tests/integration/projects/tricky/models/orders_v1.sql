@@ -1,0 +1,1 @@
+select id, 'v1' as version from {{ ref('tricky', 'customers') }}

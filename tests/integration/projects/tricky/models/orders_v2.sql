@@ -1,0 +1,1 @@
+select id, 'v2' as version, name from {{ ref('tricky', 'customers') }}
