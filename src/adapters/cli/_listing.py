@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from adapters.dbt_core import DbtCoreExecutor, DbtProject
 from adapters.local.manifest_file import read_manifest
 from adapters.local.project_files import selection_context
 from domain.graph import build_graph
@@ -84,6 +83,10 @@ def _manifest_path(args: argparse.Namespace) -> Path:
 def _load(args: argparse.Namespace) -> Manifest:
     path = _manifest_path(args)
     if args.manifest is None and not path.is_file():
+        # dbt is imported only when the manifest must be parsed: `ls` and `plan`
+        # on an existing manifest start no dbt and no Prefect.
+        from adapters.dbt_core import DbtCoreExecutor, DbtProject
+
         profiles = args.profiles_dir or args.project_dir
         project = DbtProject(args.project_dir, profiles, args.target_path or Path("target"))
         return DbtCoreExecutor(project).load_manifest()

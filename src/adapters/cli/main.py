@@ -72,7 +72,7 @@ def write_json_atomically(path: Path, payload: Any) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from prefect import flow
+    from prefect import flow  # first: Prefect sets up logging before dbt is imported
 
     from adapters.prefect import PrefectDbtOrchestrator
     from adapters.prefect.settings import PrefectDbtSettings

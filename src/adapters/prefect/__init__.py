@@ -3,6 +3,10 @@
     from adapters.prefect import PrefectDbtOrchestrator, PrefectDbtSettings
 """
 
+# Prefect must configure logging before dbt is first imported: dbt's import
+# leaves the root logger set up so that Prefect's console format is lost.
+import prefect  # noqa: F401  # isort: skip
+
 from adapters.dbt_core import DbtCoreExecutor, ProfileNotFoundError, ProjectNotFoundError
 from adapters.prefect._options import ExecutionMode, RunOptions
 from adapters.prefect.orchestrator import PrefectDbtOrchestrator
