@@ -73,8 +73,11 @@ def check_extra_args(args: Sequence[str]) -> tuple[str, ...]:
     for arg in args:
         name = _flag_name(arg)
         if name in BLOCKED:
-            raise BlockedFlagError(name, "the orchestrator sets it itself; use the "
-                                   "select/exclude parameters or PrefectDbtSettings instead")
+            raise BlockedFlagError(
+                name,
+                "the orchestrator sets it itself; use the "
+                "select/exclude parameters or PrefectDbtSettings instead",
+            )
         if name in FIRST_CLASS:
             raise BlockedFlagError(name, f"use {FIRST_CLASS[name]} instead")
         if name in CAVEATS:

@@ -251,7 +251,9 @@ def _disabled(data: Mapping[str, Any]) -> dict[str, tuple[Node, ...]]:
     for uid, versions in _table(data, "disabled").items():
         if not isinstance(versions, list):
             raise _WrongShape(f'disabled["{uid}"]', "a list")
-        out[uid] = tuple(_disabled_entry(raw, f'disabled["{uid}"][{i}]') for i, raw in enumerate(versions))
+        out[uid] = tuple(
+            _disabled_entry(raw, f'disabled["{uid}"][{i}]') for i, raw in enumerate(versions)
+        )
     return out
 
 

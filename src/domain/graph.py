@@ -119,9 +119,7 @@ def build_graph(manifest: Manifest) -> DbtGraph:
     Edges come from each member's ``depends_on``; references to members that
     are disabled or absent are dropped (dbt drops them from the graph too).
     """
-    members = {
-        uid: node for uid, node in manifest.all_resources().items() if _is_member(node)
-    }
+    members = {uid: node for uid, node in manifest.all_resources().items() if _is_member(node)}
     parents: dict[str, list[str]] = {uid: [] for uid in members}
     children: dict[str, list[str]] = {uid: [] for uid in members}
     for uid, node in members.items():
@@ -159,9 +157,7 @@ def topological_order(
     return tuple(order), left
 
 
-def nodes_on_cycles(
-    ids: Iterable[str], parents: Mapping[str, Iterable[str]]
-) -> tuple[str, ...]:
+def nodes_on_cycles(ids: Iterable[str], parents: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
     """The ids (sorted) that reach themselves through ``parents`` within ``ids``."""
     inside = frozenset(ids)
     on_cycle = []

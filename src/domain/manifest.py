@@ -184,15 +184,9 @@ class Manifest:
     saved_queries: Mapping[str, Node] = attrs.field(factory=dict, converter=_frozen_table)
     macros: Mapping[str, Macro] = attrs.field(factory=dict, converter=_frozen_table)
     groups: Mapping[str, Group] = attrs.field(factory=dict, converter=_frozen_table)
-    disabled: Mapping[str, tuple[Node, ...]] = attrs.field(
-        factory=dict, converter=_frozen_table
-    )
-    parent_map: Mapping[str, tuple[str, ...]] = attrs.field(
-        factory=dict, converter=_frozen_table
-    )
-    child_map: Mapping[str, tuple[str, ...]] = attrs.field(
-        factory=dict, converter=_frozen_table
-    )
+    disabled: Mapping[str, tuple[Node, ...]] = attrs.field(factory=dict, converter=_frozen_table)
+    parent_map: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_table)
+    child_map: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_table)
     selectors: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
 
     @property

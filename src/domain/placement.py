@@ -107,9 +107,7 @@ def _immediate_parents(
     for uid, test_ids in _test_edges(graph, planned, ancestors).items():
         parents[uid] |= test_ids
     unit_tests = sorted(
-        uid
-        for uid in planned
-        if graph.members[uid].resource_type is ResourceType.UNIT_TEST
+        uid for uid in planned if graph.members[uid].resource_type is ResourceType.UNIT_TEST
     )
     model_parents = {
         uid: frozenset(parents[graph.parents[uid][0]]) if graph.parents[uid] else frozenset()
@@ -166,9 +164,7 @@ def _nearest_planned(
     return nearest
 
 
-def _order_or_raise(
-    ids: Iterable[str], parents: Mapping[str, Iterable[str]]
-) -> tuple[str, ...]:
+def _order_or_raise(ids: Iterable[str], parents: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
     order, left = topological_order(ids, parents)
     if left:
         raise CycleError(nodes_on_cycles(left, parents) or tuple(sorted(left)))

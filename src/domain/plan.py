@@ -105,8 +105,7 @@ def _left_out_reason(graph: DbtGraph, uid: str, strategy: TestStrategy) -> str:
 def _planned(graph: DbtGraph, uid: str, prerequisites: Prerequisites) -> PlannedNode:
     node = graph.members[uid]
     warn_only = (
-        node.resource_type is ResourceType.TEST
-        and (node.config.severity or "").lower() == "warn"
+        node.resource_type is ResourceType.TEST and (node.config.severity or "").lower() == "warn"
     )
     return PlannedNode(
         unique_id=uid,

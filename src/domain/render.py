@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from typing import TYPE_CHECKING
 
 from domain.outcomes import NodeResult, NodeStatus
@@ -60,7 +59,9 @@ def summary_markdown(results: Mapping[str, NodeResult]) -> str:
     skipped = [uid for uid in sorted(results) if results[uid].status is NodeStatus.SKIPPED]
     if skipped:
         rows += ["", "### Skipped nodes", ""]
-        rows += [f"- `{uid}` (upstream: {', '.join(results[uid].failed_upstream)})" for uid in skipped]
+        rows += [
+            f"- `{uid}` (upstream: {', '.join(results[uid].failed_upstream)})" for uid in skipped
+        ]
     return "\n".join(rows) + "\n"
 
 
@@ -97,8 +98,11 @@ def _plan_footer(predicted: list[str] | None, skipped: Mapping[str, str]) -> lis
     lines: list[str] = []
     if predicted is not None:
         values = predicted
-        lines += ["", f"  Cache: {values.count('hit')} hit(s), {values.count('miss')} miss(es), "
-                  f"{values.count('excluded')} excluded"]
+        lines += [
+            "",
+            f"  Cache: {values.count('hit')} hit(s), {values.count('miss')} miss(es), "
+            f"{values.count('excluded')} excluded",
+        ]
     if skipped:
         lines += ["", f"  Skipped before running ({len(skipped)}):"]
         lines += [f"    - {uid}: {why}" for uid, why in sorted(skipped.items())]

@@ -51,7 +51,9 @@ def _relations(database: Path) -> set[tuple[str, str]]:
     if not database.exists():
         return set()
     with duckdb.connect(str(database), read_only=True) as con:
-        rows = con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+        rows = con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
     return {(str(schema), str(name)) for schema, name in rows}
 
 
@@ -93,9 +95,26 @@ def test_each_node_runs_alone_and_builds_only_its_own_relation(
 def _dbt_ls(tricky: Path, dbt_manifest: Any, selector: str) -> set[str]:
     from dbt.cli.main import dbtRunner
 
-    args = ["ls", "--project-dir", str(tricky), "--profiles-dir", str(tricky), "--quiet",
-            "--log-level-file", "none", "--select", selector, "--indirect-selection", "empty",
-            "--resource-type", "all", "--output", "json", "--output-keys", "unique_id"]
+    args = [
+        "ls",
+        "--project-dir",
+        str(tricky),
+        "--profiles-dir",
+        str(tricky),
+        "--quiet",
+        "--log-level-file",
+        "none",
+        "--select",
+        selector,
+        "--indirect-selection",
+        "empty",
+        "--resource-type",
+        "all",
+        "--output",
+        "json",
+        "--output-keys",
+        "unique_id",
+    ]
     outcome = dbtRunner(manifest=dbt_manifest).invoke(args)
     assert outcome.success, outcome.exception
     return {json.loads(line)["unique_id"] for line in outcome.result}
@@ -107,8 +126,16 @@ def test_each_nodes_exact_selector_picks_it_alone_in_dbt_ls_and_in_our_engine(
     from dbt.cli.main import dbtRunner
 
     _, manifest, graph = parsed
-    args = ["parse", "--project-dir", str(tricky), "--profiles-dir", str(tricky), "--quiet",
-            "--log-level-file", "none"]
+    args = [
+        "parse",
+        "--project-dir",
+        str(tricky),
+        "--profiles-dir",
+        str(tricky),
+        "--quiet",
+        "--log-level-file",
+        "none",
+    ]
     dbt_manifest = dbtRunner().invoke(args).result
     for uid in sorted(graph.executable_ids()):
         selector = exact_selector(graph.members[uid], manifest.project_name)

@@ -110,8 +110,11 @@ class FakeExecutor(DbtExecutor):
             if self.flaky.get(uid, 0) > 0:
                 self.flaky[uid] -= 1
                 status = DbtStatus.ERROR
-        error = ErrorInfo(f"{uid} failed (fake)", "FakeError") if status.value in (
-            "error", "fail", "runtime error") else None
+        error = (
+            ErrorInfo(f"{uid} failed (fake)", "FakeError")
+            if status.value in ("error", "fail", "runtime error")
+            else None
+        )
         moment = datetime(2026, 1, 1, tzinfo=UTC)
         return NodeResult(
             uid,

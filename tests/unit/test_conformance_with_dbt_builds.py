@@ -19,13 +19,13 @@ from typing import Any
 
 import attrs
 import pytest
-from tests.corpus import PROJECTS, jsonl, manifest, run_results
 
 from domain.graph import build_graph, is_executable
 from domain.outcomes import DbtStatus, NodeResult, contract_status
 from domain.placement import TestStrategy
 from domain.plan import Plan, plan_build
 from domain.schedule import Schedule
+from tests.corpus import PROJECTS, jsonl, manifest, run_results
 
 
 @attrs.frozen
@@ -62,7 +62,9 @@ def _from_build_case(case: dict[str, Any]) -> dict[str, Ran]:
 
 BUILDS: list[Any] = [pytest.param(p, _from_run_results(p), id=f"{p}-run_results") for p in PROJECTS]
 BUILDS += [
-    pytest.param("jaffle_shop_duckdb", _from_build_case(case), id=f"jaffle_shop_duckdb-{case['id']}")
+    pytest.param(
+        "jaffle_shop_duckdb", _from_build_case(case), id=f"jaffle_shop_duckdb-{case['id']}"
+    )
     for case in jsonl("jaffle_shop_duckdb", "build_cases.jsonl")
 ]
 
@@ -129,8 +131,6 @@ def test_every_node_started_after_everything_the_plan_makes_it_wait_for(
 
 def test_the_corpus_builds_cover_errors_failures_and_skips() -> None:
     statuses = {
-        ran.status
-        for build in (_from_run_results(p) for p in PROJECTS)
-        for ran in build.values()
+        ran.status for build in (_from_run_results(p) for p in PROJECTS) for ran in build.values()
     }
     assert {"success", "error", "skipped", "pass"} <= statuses

@@ -71,9 +71,22 @@ def test_retries_are_accepted_in_per_wave_mode() -> None:
     assert options.retries == 3  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("flag", ["--select", "-s", "--models", "--exclude", "--selector",
-                                  "--indirect-selection", "--project-dir", "--target-path",
-                                  "--profiles-dir", "--log-level", "--select=a"])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--select",
+        "-s",
+        "--models",
+        "--exclude",
+        "--selector",
+        "--indirect-selection",
+        "--project-dir",
+        "--target-path",
+        "--profiles-dir",
+        "--log-level",
+        "--select=a",
+    ],
+)
 def test_blocked_flags_raise_a_value_error(flag: str) -> None:
     with pytest.raises(BlockedFlagError) as raised:
         check_extra_args([flag, "x"])

@@ -6,7 +6,14 @@ import importlib
 
 import pytest
 
-PACKAGES = ("domain", "ports", "adapters.local", "adapters.dbt_core", "adapters.prefect", "domain.selection")
+PACKAGES = (
+    "domain",
+    "ports",
+    "adapters.local",
+    "adapters.dbt_core",
+    "adapters.prefect",
+    "domain.selection",
+)
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -21,7 +28,13 @@ def test_the_public_names_are_sorted_unique_and_importable(name: str) -> None:
 
 def test_the_documented_import_path_has_every_name_the_seed_examples_use() -> None:
     module = importlib.import_module("adapters.prefect")
-    for name in ("PrefectDbtOrchestrator", "PrefectDbtSettings", "ExecutionMode", "TestStrategy", "DbtBuildFailed"):
+    for name in (
+        "PrefectDbtOrchestrator",
+        "PrefectDbtSettings",
+        "ExecutionMode",
+        "TestStrategy",
+        "DbtBuildFailed",
+    ):
         assert name in module.__all__
 
 

@@ -29,8 +29,12 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--exclude", nargs="+", default=None)
     build.add_argument("--selector", default=None)
     build.add_argument("--mode", choices=["per-node", "per-wave"], default="per-wave")
-    build.add_argument("--concurrency", default=None, help="an int, or a Prefect concurrency limit name")
-    build.add_argument("--test-strategy", choices=["immediate", "deferred", "skip"], default="immediate")
+    build.add_argument(
+        "--concurrency", default=None, help="an int, or a Prefect concurrency limit name"
+    )
+    build.add_argument(
+        "--test-strategy", choices=["immediate", "deferred", "skip"], default="immediate"
+    )
     build.add_argument("--retries", type=int, default=0)
     build.add_argument("--retry-delay", type=float, default=0)
     build.add_argument("--threads", type=int, default=None)
@@ -39,7 +43,10 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--vars", default=None, help="dbt --vars, as YAML")
     build.add_argument("--results-json", type=Path, default=None)
     build.add_argument("--no-task-tags", action="store_true", help="do not tag task runs")
-    for name, helper in (("plan", "print what a build would run"), ("ls", "list selected nodes like dbt ls")):
+    for name, helper in (
+        ("plan", "print what a build would run"),
+        ("ls", "list selected nodes like dbt ls"),
+    ):
         sub = commands.add_parser(name, help=helper)
         _add_project_flags(sub)
         add_selection_flags(sub, listing=name == "ls")

@@ -26,10 +26,14 @@ from dbt.events.logging import setup_event_logger
 from dbt.exceptions import DbtProfileError
 from dbt.flags import set_flags
 from dbt.task.build import BuildTask
-from dbt_common.events.contextvars import task_contextvars
 from dbt.tracking import initialize_from_flags
 from dbt_common.clients.system import get_env
-from dbt_common.context import get_invocation_context, reliably_get_invocation_var, set_invocation_context
+from dbt_common.context import (
+    get_invocation_context,
+    reliably_get_invocation_var,
+    set_invocation_context,
+)
+from dbt_common.events.contextvars import task_contextvars
 
 from adapters.dbt_core._errors import ProfileNotFoundError, dbt_errors
 from adapters.dbt_core.project import DbtProject
@@ -76,7 +80,9 @@ class DbtSession:
         self._stack.enter_context(adapter_management())
         try:
             threads = getattr(flags, "THREADS", None)
-            profile = load_profile(flags.PROJECT_DIR, flags.VARS, flags.PROFILE, flags.TARGET, threads)
+            profile = load_profile(
+                flags.PROJECT_DIR, flags.VARS, flags.PROFILE, flags.TARGET, threads
+            )
         except DbtProfileError as exc:
             raise ProfileNotFoundError(self._project.profiles_dir, str(exc).strip()) from exc
         # The project was validated when the manifest was parsed; validating the
@@ -164,4 +170,3 @@ class DbtSession:
                     release()
         finally:
             self._stack.close()
-

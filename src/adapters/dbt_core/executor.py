@@ -14,17 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from adapters.dbt_core._errors import BACKEND, ProfileNotFoundError, dbt_errors
+from adapters.dbt_core._results import crashed, to_node_result
+from adapters.dbt_core._session import DbtSession
+from adapters.dbt_core.project import DbtProject, ProjectLocation
 from domain.codec import structure_manifest
 from domain.commands import InvocationOptions, command_for, exact_selector
 from domain.errors import ManifestMalformedError
 from domain.manifest import Manifest, Node
 from domain.outcomes import Invocation, NodeResult
 from ports.executor import DbtExecutor, ExecutorUnavailable
-
-from adapters.dbt_core._errors import BACKEND, ProfileNotFoundError, dbt_errors
-from adapters.dbt_core._results import crashed, to_node_result
-from adapters.dbt_core._session import DbtSession
-from adapters.dbt_core.project import DbtProject, ProjectLocation
 
 # Flags every session passes: no JSON artifacts rewritten per node, no usage
 # tracking calls from inside a scheduler, dbt's per-node log lines kept quiet
@@ -93,7 +92,9 @@ class DbtCoreExecutor(DbtExecutor):
             base += ["--target", target]
         if self._run_deps and project.declares_packages() and not project.packages_installed():
             deps = ["deps", "--project-dir", str(project.project_dir), *QUIET_FLAGS[2:]]
-            self._invoke(dbtRunner(), deps + ["--profiles-dir", str(project.profiles_dir)], "dbt deps")
+            self._invoke(
+                dbtRunner(), deps + ["--profiles-dir", str(project.profiles_dir)], "dbt deps"
+            )
         return self._invoke(dbtRunner(), ["parse", *base], "dbt parse")
 
     @staticmethod
@@ -120,8 +121,8 @@ class DbtCoreExecutor(DbtExecutor):
 
     def _load_dbt_manifest(self, project: DbtProject) -> Any:
         if self._dbt_manifest is None:
-            from dbt.contracts.graph.manifest import Manifest as DbtManifest
             from dbt.artifacts.schemas.manifest import WritableManifest
+            from dbt.contracts.graph.manifest import Manifest as DbtManifest
 
             path = str(self._manifest_path or project.manifest_path)
             with dbt_errors(f"reading {path}"):
@@ -138,7 +139,9 @@ class DbtCoreExecutor(DbtExecutor):
             args = ["build", *self._location_args(project)]
             args += [f for f in QUIET_FLAGS if self._quiet or f != "--quiet"]
             # a later flag wins in click: the user's --log-level-file overrides ours
-            session = DbtSession(project, self._load_dbt_manifest(project), args + list(options.dbt_flags()))
+            session = DbtSession(
+                project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
+            )
             session.open(n.unique_id for n in nodes)
             self._session = session
             self._run_hooks("start")
@@ -192,7 +195,9 @@ class DbtCoreExecutor(DbtExecutor):
         )
         workers = max(1, min(len(nodes), options.threads or self._profile_threads()))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbt-wave") as pool:
-            futures = {n.unique_id: pool.submit(self._run_one, n.unique_id, invocation) for n in nodes}
+            futures = {
+                n.unique_id: pool.submit(self._run_one, n.unique_id, invocation) for n in nodes
+            }
             return {uid: future.result() for uid, future in futures.items()}
 
     def _profile_threads(self) -> int:

@@ -57,14 +57,20 @@ class DbtProject:
 
     @property
     def target_dir(self) -> Path:
-        return self.target_path if self.target_path.is_absolute() else self.project_dir / self.target_path
+        return (
+            self.target_path
+            if self.target_path.is_absolute()
+            else self.project_dir / self.target_path
+        )
 
     @property
     def manifest_path(self) -> Path:
         return self.target_dir / "manifest.json"
 
     def declares_packages(self) -> bool:
-        return any((self.project_dir / name).is_file() for name in ("packages.yml", "dependencies.yml"))
+        return any(
+            (self.project_dir / name).is_file() for name in ("packages.yml", "dependencies.yml")
+        )
 
     def packages_installed(self) -> bool:
         folder = self.project_dir / "dbt_packages"

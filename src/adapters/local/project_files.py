@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from domain.selection import SelectionContext
-
 from adapters.local.manifest_file import read_manifest
+from domain.selection import SelectionContext
 
 _NOT_PROJECT = frozenset({"target", "logs", "dbt_packages", "dbt_modules", "node_modules", ".venv"})
 

@@ -90,5 +90,7 @@ class ThreadPoolDriver:
                             pending.cancel()
                         raise
                     for ready in schedule.complete(uid, result).ready:
-                        submitted = pool.submit(self.executor.run_node, nodes[ready], options=options)
+                        submitted = pool.submit(
+                            self.executor.run_node, nodes[ready], options=options
+                        )
                         running[submitted] = ready

@@ -40,7 +40,8 @@ class ProgressLog:
         self.done += 1
         duration = f" in {result.timing.duration_seconds:.2f}s" if result.timing else ""
         dbt_status = f" ({result.dbt_status.value})" if result.dbt_status else ""
-        line = f"[{self.done}/{self.total}] {result.status.value}{dbt_status} {result.unique_id}{duration}"
+        status = f"{result.status.value}{dbt_status}"
+        line = f"[{self.done}/{self.total}] {status} {result.unique_id}{duration}"
         if result.status is NodeStatus.ERROR:
             message = result.error.message.splitlines()[0] if result.error else ""
             self.logger.error("%s: %s", line, message)

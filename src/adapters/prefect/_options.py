@@ -89,7 +89,9 @@ def _check(options: RunOptions) -> None:
             "pass state_path=Path(...) or defer_state_path=Path(...) (a folder with manifest.json)",
         )
     if options.favor_state and not options.defer:
-        raise OptionsConflictError("favor_state=True only applies with defer=True", "add defer=True")
+        raise OptionsConflictError(
+            "favor_state=True only applies with defer=True", "add defer=True"
+        )
 
 
 def fold_run_options(
