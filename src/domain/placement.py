@@ -125,26 +125,40 @@ def _test_edges(
 ) -> dict[str, set[str]]:
     """dbt's ``add_test_edges``, for the planned data tests only.
 
-    An unplanned test's edge would be removed again with the test, its
-    parents already being upstream of the node.
+    A node N waits for test T when every parent of T is upstream of N: N is
+    in the intersection of the descendants of T's parents. Only the nearest
+    such nodes get the edge; the others wait for one of them, so for T too
+    (dbt adds every edge; the order and the skips are the same). An unplanned
+    test's edge would be removed again with the test, its parents already
+    being upstream of the node.
     """
-    tests_of: dict[str, list[str]] = {}
-    for uid in planned:
-        node = graph.members[uid]
-        if node.resource_type is ResourceType.TEST:
-            for parent in graph.parents[uid]:
-                tests_of.setdefault(parent, []).append(uid)
+    descendants = _descendant_sets(graph, ancestors)
     edges: dict[str, set[str]] = {}
-    if not tests_of:
-        return edges
-    for uid, node in graph.members.items():
-        if node.resource_type not in _TEST_EDGE_TARGETS:
+    for test in planned:
+        needs = graph.parents[test]
+        if graph.members[test].resource_type is not ResourceType.TEST or not needs:
             continue
-        upstream = ancestors[uid]
-        for test in {t for a in upstream & tests_of.keys() for t in tests_of[a]}:
-            if upstream.issuperset(graph.parents[test]):
+        reached = frozenset.intersection(*(descendants[d] for d in needs))
+        for uid in reached:
+            if _gets_test_edges(graph, uid) and reached.isdisjoint(graph.parents[uid]):
                 edges.setdefault(uid, set()).add(test)
     return edges
+
+
+def _descendant_sets(
+    graph: DbtGraph, ancestors: Mapping[str, frozenset[str]]
+) -> dict[str, frozenset[str]]:
+    """Every member's descendants that can get test edges (the inverse of ``ancestors``)."""
+    found: dict[str, set[str]] = {uid: set() for uid in graph.members}
+    for uid, upstream in ancestors.items():
+        if _gets_test_edges(graph, uid):
+            for ancestor in upstream:
+                found[ancestor].add(uid)
+    return {uid: frozenset(ids) for uid, ids in found.items()}
+
+
+def _gets_test_edges(graph: DbtGraph, unique_id: str) -> bool:
+    return graph.members[unique_id].resource_type in _TEST_EDGE_TARGETS
 
 
 def _nearest_planned(

@@ -4,6 +4,7 @@ from ports.artifact_sink import ArtifactSink
 from ports.cache_store import CacheEntry, CacheStore
 from ports.clock import Clock
 from ports.executor import DbtExecutor, ExecutorUnavailable
+from ports.node_selector import NodeSelector
 
 __all__ = [
     "ArtifactSink",
@@ -12,4 +13,5 @@ __all__ = [
     "Clock",
     "DbtExecutor",
     "ExecutorUnavailable",
+    "NodeSelector",
 ]

@@ -1,7 +1,10 @@
 """``dbt-orchestrate ls`` and ``plan``: selection without a dbt process.
 
-``ls`` prints what ``dbt ls`` prints, in the same formats, so scripts can
-swap one for the other. A dbt process starts only when the manifest is
+``ls`` prints on stdout exactly what ``dbt ls --quiet`` prints, in the same
+formats, so scripts can swap one for the other: one line per selected
+resource, sorted by unique_id, and nothing when nothing is selected. dbt's
+log lines are never printed; its "No nodes selected!" warning goes to stderr
+(not with ``--quiet``). A dbt process starts only when the manifest is
 missing and must be parsed.
 """
 
@@ -9,63 +12,70 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Mapping
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.local.manifest_file import read_manifest
+import attrs
+
+from adapters.cli._ls_format import OUTPUTS, lines, resources
 from adapters.local.project_files import selection_context
+from domain.build_plan import BuildPlan, build_plan_to_dict
+from domain.codec import structure_manifest
+from domain.errors import ManifestError, ManifestMalformedError, OptionsConflictError
 from domain.graph import build_graph
 from domain.manifest import Manifest
 from domain.placement import TestStrategy
 from domain.plan import plan_build
-from domain.build_plan import BuildPlan, build_plan_to_dict
-from domain.selection import SelectionRequest, select
+from domain.selection import Selection, SelectionContext, SelectionRequest, select
 
-# The keys ``dbt ls --output json`` prints when --output-keys is not given.
-DEFAULT_JSON_KEYS = (
-    "alias",
-    "name",
-    "package_name",
-    "depends_on",
-    "tags",
-    "config",
-    "resource_type",
-    "source_name",
-    "original_file_path",
-    "unique_id",
-)
-_TABLES = (
-    "nodes",
-    "sources",
-    "exposures",
-    "metrics",
-    "semantic_models",
-    "saved_queries",
-    "unit_tests",
-    "functions",
-)
+NO_NODES = "No nodes selected!"
+
+
+@attrs.frozen
+class ManifestNotFoundError(ManifestError):
+    """``--manifest`` names no file."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return (
+            f"no manifest at {self.path}: run `dbt parse` in the project, or pass "
+            "--manifest with the path of an existing manifest.json"
+        )
+
+
+def _split(value: str) -> list[str]:
+    """dbt's multi-value flags split each value on spaces: ``--resource-type "model seed"``."""
+    return [part for part in value.split(" ") if part]
 
 
 def add_selection_flags(parser: argparse.ArgumentParser, *, listing: bool) -> None:
-    """dbt's own selection flags, spelled as ``dbt ls`` spells them."""
+    """dbt's own selection flags, spelled (and repeatable) as ``dbt ls`` spells them."""
+    many: dict[str, Any] = {"nargs": "+", "action": "extend", "default": []}
     parser.add_argument("--manifest", type=Path, default=None)
-    parser.add_argument("--select", "-s", "--models", "-m", nargs="+", default=None)
-    parser.add_argument("--exclude", nargs="+", default=None)
+    if listing:  # `dbt ls --models` is legacy: it implies --resource-type model
+        parser.add_argument("--select", "-s", **many)
+        parser.add_argument("--models", "-m", "--model", **many)
+    else:
+        parser.add_argument("--select", "-s", "--models", "-m", "--model", **many)
+    parser.add_argument("--exclude", **many)
     parser.add_argument("--selector", default=None)
-    parser.add_argument("--resource-type", "--resource-types", action="append", default=[])
+    parser.add_argument("--resource-type", "--resource-types", type=_split, **many)
+    parser.add_argument("--exclude-resource-type", "--exclude-resource-types", type=_split, **many)
     parser.add_argument(
-        "--exclude-resource-type", "--exclude-resource-types", action="append", default=[]
-    )
-    parser.add_argument(
-        "--indirect-selection", choices=["eager", "cautious", "buildable", "empty"], default="eager"
+        "--indirect-selection",
+        type=str.lower,
+        choices=["eager", "cautious", "buildable", "empty"],
+        default=os.environ.get("DBT_INDIRECT_SELECTION", "eager").lower(),
     )
     parser.add_argument("--state", type=Path, default=None)
+    parser.add_argument("--target", "-t", default=None, help="dbt target, if dbt must parse")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no warning on stderr")
     if listing:
-        parser.add_argument(
-            "--output", "-o", choices=["json", "name", "selector", "path"], default="selector"
-        )
-        parser.add_argument("--output-keys", nargs="+", default=None)
+        parser.add_argument("--output", "-o", type=str.lower, choices=OUTPUTS, default="selector")
+        parser.add_argument("--output-keys", type=_split, **many)
     else:
         parser.add_argument(
             "--test-strategy", choices=["immediate", "deferred", "skip"], default="immediate"
@@ -73,48 +83,102 @@ def add_selection_flags(parser: argparse.ArgumentParser, *, listing: bool) -> No
         parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def _manifest_path(args: argparse.Namespace) -> Path:
-    if args.manifest is not None:
-        return Path(args.manifest)
-    target = args.target_path or Path("target")
-    return target if target.is_absolute() else args.project_dir / target / "manifest.json"
-
-
-def _load(args: argparse.Namespace) -> Manifest:
-    path = _manifest_path(args)
-    if args.manifest is None and not path.is_file():
-        # dbt is imported only when the manifest must be parsed: `ls` and `plan`
-        # on an existing manifest start no dbt and no Prefect.
-        from adapters.dbt_core import DbtCoreExecutor, DbtProject
-
-        profiles = args.profiles_dir or args.project_dir
-        project = DbtProject(args.project_dir, profiles, args.target_path or Path("target"))
-        return DbtCoreExecutor(project).load_manifest()
-    return read_manifest(path)
+def _flat(values: list[Any]) -> tuple[str, ...]:
+    return tuple(v for value in values for v in (value if isinstance(value, list) else [value]))
 
 
 def _request(args: argparse.Namespace) -> SelectionRequest:
+    """The selection flags; for ``ls``, ``-m X`` is ``-s X --resource-type model``."""
+    select_values, kinds = list(args.select), _flat(args.resource_type)
+    models = list(getattr(args, "models", None) or [])
+    if models:
+        for other, given in (("select", select_values), ("resource_type", kinds)):
+            if given:
+                raise OptionsConflictError(
+                    f'"models" and "{other}" are mutually exclusive arguments',
+                    "use --select with --resource-type model instead of --models",
+                )
+        select_values, kinds = models, ("model",)
     return SelectionRequest(
-        select=tuple(args.select or ()),
-        exclude=tuple(args.exclude or ()),
+        select=tuple(select_values),
+        exclude=tuple(args.exclude),
         selector=args.selector,
-        resource_types=tuple(args.resource_type),
-        exclude_resource_types=tuple(args.exclude_resource_type),
+        resource_types=kinds,
+        exclude_resource_types=_flat(args.exclude_resource_type),
         indirect_selection=args.indirect_selection,
     )
 
 
-def _selected(args: argparse.Namespace, manifest: Manifest) -> tuple[str, ...]:
-    context = selection_context(args.project_dir, state_path=args.state)
-    return select(manifest, _request(args), context).sorted_ids()
+def _target_dir(args: argparse.Namespace) -> Path:
+    target = Path(args.target_path or os.environ.get("DBT_TARGET_PATH") or "target")
+    return target if target.is_absolute() else args.project_dir / target
+
+
+def _profiles_dir(args: argparse.Namespace) -> Path:
+    """dbt's lookup: --profiles-dir, DBT_PROFILES_DIR, the project dir, the cwd, ~/.dbt."""
+    if args.profiles_dir is not None:
+        return Path(args.profiles_dir)
+    if os.environ.get("DBT_PROFILES_DIR"):
+        return Path(os.environ["DBT_PROFILES_DIR"])
+    for folder in (args.project_dir, Path.cwd()):
+        if (Path(folder) / "profiles.yml").is_file():
+            return Path(folder)
+    return Path.home() / ".dbt"
+
+
+def _manifest_path(args: argparse.Namespace) -> Path:
+    """``--manifest``, else ``<target dir>/manifest.json``, parsed first when missing."""
+    if args.manifest is not None:
+        return Path(args.manifest)
+    path = _target_dir(args) / "manifest.json"
+    if not path.is_file():
+        from adapters.dbt_core import DbtCoreExecutor, DbtProject
+
+        project = DbtProject(args.project_dir, _profiles_dir(args), _target_dir(args))
+        DbtCoreExecutor(project).load_manifest(target=args.target)
+    return path
+
+
+def _manifest_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestNotFoundError(path) from None
+    except json.JSONDecodeError as exc:
+        raise ManifestMalformedError(
+            str(path), f"invalid JSON at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ManifestMalformedError(str(path), "the top level is not a JSON object")
+    return data
+
+
+def load(args: argparse.Namespace) -> tuple[Manifest, dict[str, Any], SelectionContext]:
+    """The manifest (as value objects and as JSON) and the selector's outside data."""
+    path = _manifest_path(args)
+    data = _manifest_json(path)
+    manifest = structure_manifest(data, source=str(path))
+    context = selection_context(
+        args.project_dir, target_dir=_target_dir(args), state_path=args.state
+    )
+    if args.state is not None:
+        context = attrs.evolve(context, manifest_json=data)
+    return manifest, data, context
+
+
+def _select(args: argparse.Namespace) -> tuple[Manifest, dict[str, Any], Selection]:
+    request = _request(args)  # flag conflicts fail before any file is read
+    manifest, data, context = load(args)
+    return manifest, data, select(manifest, request, context)
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    manifest = _load(args)
-    graph = build_graph(manifest)
-    selection = select(manifest, _request(args), selection_context(args.project_dir, state_path=args.state))
-    plan = plan_build(graph, selection.unique_ids, TestStrategy(args.test_strategy))
-    build_plan = BuildPlan(plan, {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes})
+    """``dbt-orchestrate plan``: what a build of the selection would run, in waves."""
+    manifest, _, selection = _select(args)
+    plan = plan_build(build_graph(manifest), selection.unique_ids, TestStrategy(args.test_strategy))
+    build_plan = BuildPlan(
+        plan, {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes}
+    )
     if args.json:
         print(json.dumps(build_plan_to_dict(build_plan), indent=2, sort_keys=True))
     else:
@@ -123,65 +187,13 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    manifest = _load(args)
-    ids = _selected(args, manifest)
-    raw = _raw_tables(_manifest_path(args)) if args.output == "json" else {}
-    for line in _lines(args, manifest, ids, raw):
-        print(line)
+    """``dbt-orchestrate ls``: what ``dbt ls --quiet`` prints; exit 0 even when empty."""
+    _, data, selection = _select(args)
+    if not selection.unique_ids and not args.quiet:
+        print(NO_NODES, file=sys.stderr)
+    table = resources(data)
+    keys = _flat(args.output_keys)
+    out = "\n".join(lines(args.output, selection.unique_ids, table, keys))
+    if out:
+        sys.stdout.write(out + "\n")
     return 0
-
-
-def _raw_tables(path: Path) -> dict[str, Mapping[str, Any]]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    merged: dict[str, Mapping[str, Any]] = {}
-    for table in _TABLES:
-        merged.update(data.get(table) or {})
-    return merged
-
-
-def _lines(
-    args: argparse.Namespace, manifest: Manifest, ids: tuple[str, ...], raw: Mapping[str, Any]
-) -> Iterator[str]:
-    members = manifest.all_resources()
-    for uid in ids:
-        node = members[uid]
-        if args.output == "path":
-            yield node.original_file_path
-        elif args.output == "name":
-            yield _search_name(node)
-        elif args.output == "selector":
-            yield _selector(node)
-        else:
-            yield json.dumps(_json_fields(raw[uid], args.output_keys))
-
-
-def _json_fields(data: Mapping[str, Any], keys: list[str] | None) -> dict[str, Any]:
-    if not keys:
-        return {k: v for k, v in data.items() if k in DEFAULT_JSON_KEYS}
-    out: dict[str, Any] = {}
-    for key in keys:
-        value: Any = data
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None or (key in data):
-            out[key] = value if "." in key else data.get(key)
-    return out
-
-
-def _search_name(node: Any) -> str:
-    if node.resource_type.value == "source":
-        return f"{node.source_name}.{node.name}"
-    if node.version is not None:
-        return f"{node.name}.v{node.version}"
-    return str(node.name)
-
-
-def _selector(node: Any) -> str:
-    kind = node.resource_type.value
-    if kind == "source":
-        return f"source:{node.package_name}.{node.source_name}.{node.name}"
-    if kind in ("exposure", "metric", "saved_query", "semantic_model"):
-        return f"{kind}:{node.package_name}.{node.name}"
-    if kind == "unit_test":
-        return f"unit_test:{'.'.join(node.fqn)}"
-    return ".".join(node.fqn)

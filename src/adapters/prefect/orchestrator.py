@@ -19,6 +19,7 @@ from prefect.logging import get_run_logger
 
 from adapters.dbt_core import DbtCoreExecutor
 from adapters.local.project_files import selection_context
+from adapters.local.python_selector import PythonSelector
 from adapters.prefect._artifacts import publish_summary
 from adapters.prefect._driver import ProgressLog, run_per_node, run_per_wave
 from adapters.prefect._options import ExecutionMode, RunOptions, fold_run_options
@@ -34,10 +35,27 @@ from domain.placement import TestStrategy
 from domain.plan import Plan, plan_build
 from domain.render import summary_lines
 from domain.result_codec import results_to_dict
-from domain.selection import SelectionRequest, select
+from domain.errors import OptionsConflictError
+from domain.selection import SelectionRequest
 from ports.executor import DbtExecutor
+from ports.node_selector import NodeSelector
 
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
+
+
+def _selector_for(engine: str | NodeSelector, settings: PrefectDbtSettings) -> NodeSelector:
+    """The selector for ``selection_engine``: "python" (default), "dbt" (``dbt ls``), or any NodeSelector."""
+    if not isinstance(engine, str):
+        return engine
+    if engine == "python":
+        return PythonSelector()
+    if engine == "dbt":
+        from adapters.dbt_core.ls_selector import DbtLsSelector
+
+        return DbtLsSelector(settings)
+    raise OptionsConflictError(
+        f"selection_engine={engine!r} is not known", 'use "python" (default) or "dbt" (runs dbt ls)'
+    )
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
@@ -77,6 +95,7 @@ class PrefectDbtOrchestrator:
         favor_state: bool = False,
         create_summary_artifact: bool = True,
         task_tags: bool = True,
+        selection_engine: str | NodeSelector = "python",
     ) -> None:
         self.options: RunOptions = fold_run_options(
             execution_mode=execution_mode,
@@ -100,6 +119,7 @@ class PrefectDbtOrchestrator:
         self.executor: DbtExecutor = executor or DbtCoreExecutor(
             self.settings, manifest_path=self.manifest_path
         )
+        self.selector: NodeSelector = _selector_for(selection_engine, self.settings)
 
     def run_build(
         self,
@@ -206,7 +226,7 @@ class PrefectDbtOrchestrator:
             state_path=self.options.state_path,
         )
         graph = build_graph(manifest)
-        selection = select(manifest, request, context)
+        selection = self.selector.select(manifest, request, context)
         plan = plan_build(graph, selection.unique_ids, strategy)
         reasons = {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes}
         return graph, BuildPlan(plan, reasons)
