@@ -33,8 +33,13 @@ class DbtExecutor(Protocol):
     ``ExecutorUnavailable`` is raised, when dbt could not run at all.
     """
 
-    def load_manifest(self, *, target: str | None = None) -> Manifest:
+    def load_manifest(
+        self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
+    ) -> Manifest:
         """The project's manifest (for ``target``), parsed if missing or stale.
+
+        ``fresh`` asks for a manifest that matches this run exactly (a build);
+        without it a current manifest on disk may be reused (a dry run).
 
         Raises:
             ExecutorUnavailable: the manifest cannot be produced.

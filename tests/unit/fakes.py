@@ -64,7 +64,9 @@ class FakeExecutor(DbtExecutor):
     started: list[tuple[str, ...]] = attrs.Factory(list)
     finished: int = 0
 
-    def load_manifest(self, *, target: str | None = None) -> Manifest:
+    def load_manifest(
+        self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
+    ) -> Manifest:
         if self.manifest is None:
             raise ExecutorUnavailable("fake dbt", "no manifest was given to the fake")
         return self.manifest

@@ -109,6 +109,10 @@ class DbtSession:
             task.defer_to_manifest()
             schemas = task.get_model_schemas(adapter, node_ids)
             task.create_schemas(adapter, schemas)
+            # As dbt's before_run does: without a populated relation cache,
+            # concurrent rebuilds of existing relations corrupt it ("Cache
+            # inconsistency detected").
+            task.populate_adapter_cache(adapter, schemas)
         task.num_nodes = len(node_ids)
 
     def _require_task(self) -> BuildTask:

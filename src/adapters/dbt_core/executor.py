@@ -72,22 +72,32 @@ class DbtCoreExecutor(DbtExecutor):
     def project(self) -> DbtProject:
         return DbtProject.at(self._settings)
 
-    def load_manifest(self, *, target: str | None = None) -> Manifest:
+    def load_manifest(
+        self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
+    ) -> Manifest:
+        """The manifest; a pre-built ``manifest_path`` is used as it is.
+
+        Otherwise dbt parses the project when ``manifest.json`` is missing or
+        older than a project file, when a ``target`` is given, or when
+        ``fresh`` (a build: the profile, env vars and ``--vars`` in
+        ``extra_args`` can change what the manifest says, and dbt's partial
+        parsing notices that cheaply).
+        """
         project = self.project
         if self._manifest_path is not None:
             path = Path(self._manifest_path)
         else:
             path = project.manifest_path
-            if target is not None or not project.manifest_is_current():
-                self._dbt_manifest = self._parse(project, target)
+            if fresh or target is not None or not project.manifest_is_current():
+                self._dbt_manifest = self._parse(project, target, extra_args)
         manifest = _read_manifest(path)
         self._root_package = manifest.project_name
         return manifest
 
-    def _parse(self, project: DbtProject, target: str | None) -> Any:
+    def _parse(self, project: DbtProject, target: str | None, extra_args: Sequence[str]) -> Any:
         from dbt.cli.main import dbtRunner
 
-        base = self._location_args(project) + list(QUIET_FLAGS[1:])
+        base = self._location_args(project) + list(QUIET_FLAGS[1:]) + _vars_flags(extra_args)
         if target is not None:
             base += ["--target", target]
         if self._run_deps and project.declares_packages() and not project.packages_installed():
@@ -148,9 +158,14 @@ class DbtCoreExecutor(DbtExecutor):
 
     def finish_run(self) -> None:
         with self._lock:
-            if self._session is not None:
-                self._run_hooks("end")
-            self._close_session()
+            try:
+                if self._session is not None:
+                    self._run_hooks("end")
+            finally:
+                self._close_session()
+                # dbt compiles nodes in place (ephemeral CTEs, compiled SQL):
+                # the next build starts from a freshly read manifest.
+                self._dbt_manifest = None
 
     def _run_hooks(self, when: str) -> None:
         from dbt.artifacts.resources.types import RunHookType
@@ -225,6 +240,17 @@ def _prepare_to_run(manifest: Any, path: Path) -> None:
             node.extra_ctes = []
             node.compiled = False
             node.compiled_code = None
+
+
+def _vars_flags(extra_args: Sequence[str]) -> list[str]:
+    """The ``--vars`` flag of ``extra_args`` (vars change what dbt parses)."""
+    args = list(extra_args)
+    for index, arg in enumerate(args):
+        if arg == "--vars" and index + 1 < len(args):
+            return ["--vars", args[index + 1]]
+        if arg.startswith("--vars="):
+            return [arg]
+    return []
 
 
 def _read_manifest(path: Path) -> Manifest:

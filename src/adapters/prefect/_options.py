@@ -110,7 +110,9 @@ def fold_run_options(
     count, limit = _concurrency(concurrency, concurrency_limit_name)
     for key in ("state_path", "defer_state_path"):
         if rest.get(key) is not None:
-            rest[key] = Path(str(rest[key])).expanduser()
+            # Absolute now: dbt reads --state relative to the project dir, the
+            # selector relative to the current one; both must see one folder.
+            rest[key] = Path(str(rest[key])).expanduser().resolve()
     options = RunOptions(
         execution_mode=coerce_enum(ExecutionMode, execution_mode, "execution_mode"),
         test_strategy=coerce_enum(TestStrategy, test_strategy, "test_strategy"),

@@ -115,7 +115,7 @@ class PrefectDbtOrchestrator:
             task_tags=task_tags,
         )
         self.settings = settings or PrefectDbtSettings()
-        self.manifest_path = Path(manifest_path) if manifest_path is not None else None
+        self.manifest_path = Path(manifest_path).resolve() if manifest_path is not None else None
         self.executor: DbtExecutor = executor or DbtCoreExecutor(
             self.settings, manifest_path=self.manifest_path
         )
@@ -214,12 +214,20 @@ class PrefectDbtOrchestrator:
         """
         check_extra_args(tuple(extra_cli_args or ()))
         request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
-        return self._plan(request, self.options.test_strategy, target)[1]
+        invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
+        return self._plan(request, self.options.test_strategy, invocation, fresh=False)[1]
 
     def _plan(
-        self, request: SelectionRequest, strategy: TestStrategy, target: str | None
+        self,
+        request: SelectionRequest,
+        strategy: TestStrategy,
+        invocation: InvocationOptions,
+        *,
+        fresh: bool,
     ) -> tuple[DbtGraph, BuildPlan]:
-        manifest = self.executor.load_manifest(target=target)
+        manifest = self.executor.load_manifest(
+            target=invocation.target, extra_args=invocation.extra_args, fresh=fresh
+        )
         context = selection_context(
             self.settings.project_dir,
             target_dir=self.settings.target_dir,
@@ -242,7 +250,7 @@ class PrefectDbtOrchestrator:
         for warning in warnings:
             logger.warning("%s", warning)
         started = time.perf_counter()
-        graph, build_plan = self._plan(request, strategy, invocation.target)
+        graph, build_plan = self._plan(request, strategy, invocation, fresh=True)
         plan = build_plan.plan
         logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
         results = self._run_plan(plan, graph, invocation, ProgressLog(logger, plan.node_count))

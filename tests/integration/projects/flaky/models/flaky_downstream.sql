@@ -1,0 +1,1 @@
+select id, upper(label) as label from {{ ref('flaky') }}
