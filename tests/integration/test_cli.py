@@ -68,7 +68,7 @@ def test_a_failing_node_exits_1_and_still_writes_every_result(
 
     done = run_cli(
         "--project-dir", str(demo_project), "--profiles-dir", str(demo_project),
-        "--mode", "per-node", "--no-task-tags", "--vars", "{fail_model: true}",
+        "--mode", "per-node", "--vars", "{fail_model: true}",
         "--results-json", str(out),
         api_url=prefect_api_url, database=tmp_path / "cli.duckdb", cwd=tmp_path,
     )  # fmt: skip

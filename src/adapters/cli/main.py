@@ -42,7 +42,11 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--full-refresh", action="store_true")
     build.add_argument("--vars", default=None, help="dbt --vars, as YAML")
     build.add_argument("--results-json", type=Path, default=None)
-    build.add_argument("--no-task-tags", action="store_true", help="do not tag task runs")
+    build.add_argument(
+        "--task-tags",
+        action="store_true",
+        help="tag task runs (resource type, materialization, tags)",
+    )
     for name, helper in (
         ("plan", "print what a build would run"),
         ("ls", "list selected nodes like dbt ls"),
@@ -94,7 +98,7 @@ def _run_build(args: argparse.Namespace) -> int:
         retry_delay_seconds=args.retry_delay,
         threads=args.threads,
         raise_on_failure=False,
-        task_tags=not args.no_task_tags,
+        task_tags=args.task_tags,
     )
 
     @flow(name="dbt-orchestrate-build", log_prints=False)

@@ -55,7 +55,7 @@ class RunOptions:
     defer_state_path: Path | None = None
     favor_state: bool = False
     create_summary_artifact: bool = True
-    task_tags: bool = True
+    task_tags: bool = False
 
 
 def _concurrency(
