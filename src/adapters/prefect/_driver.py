@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -155,7 +154,3 @@ def run_per_wave(
         batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
         index += 1
     return dict(schedule.results)
-
-
-def elapsed_since(start: float) -> float:
-    return time.perf_counter() - start
