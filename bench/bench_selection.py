@@ -31,13 +31,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adapters.local.project_files import selection_context
-from domain.codec import structure_manifest
-from domain.graph import build_graph
-from domain.manifest import Manifest
-from domain.placement import TestStrategy
-from domain.plan import plan_build
-from domain.selection import SelectionContext, SelectionRequest, select
+from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import plan_build
+from prefect_dbt_orchestrator.domain.selection import SelectionContext, SelectionRequest, select
 
 REPO = Path(__file__).resolve().parents[1]
 SELECTIONS_575 = {
@@ -137,8 +137,8 @@ def bench_project(
 def bench_plan_call(project: Path, runs: int) -> None:
     """``PrefectDbtOrchestrator.plan()`` end to end: manifest freshness check and
     load, selection context, graph, selection, planning (no dbt process)."""
-    from adapters.prefect import PrefectDbtOrchestrator
-    from adapters.prefect.settings import PrefectDbtSettings
+    from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator
+    from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 
     settings = PrefectDbtSettings(project_dir=project, profiles_dir=project)
     orchestrator = PrefectDbtOrchestrator(settings=settings)

@@ -13,8 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from domain.codec import structure_manifest
-from domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.manifest import Manifest
 
 PROJECTS = (
     "jaffle_shop_duckdb",

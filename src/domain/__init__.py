@@ -3,9 +3,14 @@
 No Prefect, dbt, httpx or I/O. Other schedulers reuse it as is.
 """
 
-from domain.codec import structure_manifest
-from domain.commands import Command, InvocationOptions, command_for, exact_selector
-from domain.errors import (
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.commands import (
+    Command,
+    InvocationOptions,
+    command_for,
+    exact_selector,
+)
+from prefect_dbt_orchestrator.domain.errors import (
     CycleError,
     DbtBuildFailed,
     ManifestError,
@@ -18,14 +23,24 @@ from domain.errors import (
     ScheduleError,
     UnknownNodeError,
 )
-from domain.graph import DbtGraph, build_graph, is_executable
-from domain.manifest import Manifest, Node, ResourceType, Source, UnknownResourceType
-from domain.outcomes import DbtStatus, NodeResult, NodeStatus, Timing
-from domain.placement import TestStrategy, place_tests
-from domain.plan import Plan, PlannedNode, plan_build
-from domain.result_codec import result_from_dict, result_to_dict, results_to_dict
-from domain.schedule import Progress, Schedule
-from domain.waves import Wave, layer_into_waves
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph, is_executable
+from prefect_dbt_orchestrator.domain.manifest import (
+    Manifest,
+    Node,
+    ResourceType,
+    Source,
+    UnknownResourceType,
+)
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus, Timing
+from prefect_dbt_orchestrator.domain.placement import TestStrategy, place_tests
+from prefect_dbt_orchestrator.domain.plan import Plan, PlannedNode, plan_build
+from prefect_dbt_orchestrator.domain.result_codec import (
+    result_from_dict,
+    result_to_dict,
+    results_to_dict,
+)
+from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
+from prefect_dbt_orchestrator.domain.waves import Wave, layer_into_waves
 
 __all__ = [
     "Command",

@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from domain.plan import Plan
-from domain.waves import Wave
+from prefect_dbt_orchestrator.domain.plan import Plan
+from prefect_dbt_orchestrator.domain.waves import Wave
 
 
 def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -64,7 +64,7 @@ class BuildPlan:
         return f"{unique_id}: {why}; waits for {waits}"
 
     def __str__(self) -> str:
-        from domain.render import render_build_plan
+        from prefect_dbt_orchestrator.domain.render import render_build_plan
 
         return render_build_plan(self)
 

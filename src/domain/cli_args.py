@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from domain.errors import PlanError
+from prefect_dbt_orchestrator.domain.errors import PlanError
 
 BLOCKED = frozenset(
     {

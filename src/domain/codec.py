@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 import cattrs
 
-from domain.errors import (
+from prefect_dbt_orchestrator.domain.errors import (
     SUPPORTED_SCHEMA_VERSIONS,
     ManifestKeyError,
     ManifestMalformedError,
     ManifestVersionError,
 )
-from domain.manifest import (
+from prefect_dbt_orchestrator.domain.manifest import (
     AnyResourceType,
     FreshnessRule,
     FreshnessThreshold,

@@ -6,7 +6,7 @@ import enum
 
 import attrs
 
-from domain.manifest import AnyResourceType, Node, ResourceType
+from prefect_dbt_orchestrator.domain.manifest import AnyResourceType, Node, ResourceType
 
 
 class Command(enum.Enum):

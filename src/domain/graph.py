@@ -12,8 +12,8 @@ from types import MappingProxyType
 
 import attrs
 
-from domain.errors import UnknownNodeError, closest
-from domain.manifest import Manifest, Node, ResourceType
+from prefect_dbt_orchestrator.domain.errors import UnknownNodeError, closest
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType
 
 EXECUTABLE_TYPES = frozenset(
     {

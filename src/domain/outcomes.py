@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from domain.manifest import frozen_mapping
+from prefect_dbt_orchestrator.domain.manifest import frozen_mapping
 
 
 class NodeStatus(enum.Enum):

@@ -23,9 +23,14 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from domain.errors import CycleError
-from domain.graph import TEST_TYPES, DbtGraph, nodes_on_cycles, topological_order
-from domain.manifest import ResourceType
+from prefect_dbt_orchestrator.domain.errors import CycleError
+from prefect_dbt_orchestrator.domain.graph import (
+    TEST_TYPES,
+    DbtGraph,
+    nodes_on_cycles,
+    topological_order,
+)
+from prefect_dbt_orchestrator.domain.manifest import ResourceType
 
 # Resource types that live in manifest.nodes and are not tests: the only
 # nodes dbt's add_test_edges gives test parents to.

@@ -11,10 +11,10 @@ from types import MappingProxyType
 
 import attrs
 
-from domain.graph import TEST_TYPES, DbtGraph, is_executable
-from domain.manifest import AnyResourceType, ResourceType
-from domain.placement import Prerequisites, TestStrategy, place_tests
-from domain.waves import Wave, layer_into_waves
+from prefect_dbt_orchestrator.domain.graph import TEST_TYPES, DbtGraph, is_executable
+from prefect_dbt_orchestrator.domain.manifest import AnyResourceType, ResourceType
+from prefect_dbt_orchestrator.domain.placement import Prerequisites, TestStrategy, place_tests
+from prefect_dbt_orchestrator.domain.waves import Wave, layer_into_waves
 
 
 @attrs.frozen

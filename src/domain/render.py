@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from domain.outcomes import NodeResult, NodeStatus
-from domain.plan import Plan
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.plan import Plan
 
 if TYPE_CHECKING:
-    from domain.build_plan import BuildPlan
+    from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 
 _ORDER = (NodeStatus.SUCCESS, NodeStatus.CACHED, NodeStatus.ERROR, NodeStatus.SKIPPED)
 

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from domain.outcomes import DbtStatus, ErrorInfo, Invocation, NodeResult, NodeStatus, Timing
+from prefect_dbt_orchestrator.domain.outcomes import (
+    DbtStatus,
+    ErrorInfo,
+    Invocation,
+    NodeResult,
+    NodeStatus,
+    Timing,
+)
 
 
 def _iso(moment: datetime) -> str:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import attrs
 
-from domain.errors import ScheduleError, UnknownNodeError, closest
-from domain.outcomes import DbtStatus, NodeResult, skipped
-from domain.plan import Plan, PlannedNode
+from prefect_dbt_orchestrator.domain.errors import ScheduleError, UnknownNodeError, closest
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, skipped
+from prefect_dbt_orchestrator.domain.plan import Plan, PlannedNode
 
 UPSTREAM_FAILURE = "upstream failure"
 

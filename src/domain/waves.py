@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import attrs
 
-from domain.errors import CycleError
-from domain.graph import nodes_on_cycles, topological_order
-from domain.placement import Prerequisites
+from prefect_dbt_orchestrator.domain.errors import CycleError
+from prefect_dbt_orchestrator.domain.graph import nodes_on_cycles, topological_order
+from prefect_dbt_orchestrator.domain.placement import Prerequisites
 
 
 @attrs.frozen

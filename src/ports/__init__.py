@@ -1,10 +1,10 @@
 """The ports: Protocols the drivers call. One port per module; errors beside them."""
 
-from ports.artifact_sink import ArtifactSink
-from ports.cache_store import CacheEntry, CacheStore
-from ports.clock import Clock
-from ports.executor import DbtExecutor, ExecutorUnavailable
-from ports.node_selector import NodeSelector
+from prefect_dbt_orchestrator.ports.artifact_sink import ArtifactSink
+from prefect_dbt_orchestrator.ports.cache_store import CacheEntry, CacheStore
+from prefect_dbt_orchestrator.ports.clock import Clock
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 __all__ = [
     "ArtifactSink",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from domain.manifest import Node
-from domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 
 
 class ArtifactSink(Protocol):

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import attrs
 
-from domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 
 
 @attrs.frozen

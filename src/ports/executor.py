@@ -7,10 +7,10 @@ from typing import Protocol
 
 import attrs
 
-from domain.commands import InvocationOptions
-from domain.errors import OrchestrationError
-from domain.manifest import Manifest, Node
-from domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.errors import OrchestrationError
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 
 
 @attrs.frozen

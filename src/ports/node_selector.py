@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.manifest import Manifest
-from domain.selection import Selection, SelectionContext, SelectionRequest
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection import Selection, SelectionContext, SelectionRequest
 
 
 class NodeSelector(Protocol):

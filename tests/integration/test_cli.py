@@ -29,7 +29,7 @@ def run_cli(
     env["PREFECT_API_URL"] = api_url
     env["DEMO_DUCKDB_PATH"] = str(database)
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli.main", "build", *args],
+        [sys.executable, "-m", "prefect_dbt_orchestrator.adapters.cli.main", "build", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -16,13 +16,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from adapters.dbt_core import DbtCoreExecutor, DbtProject
-from adapters.local.project_files import selection_context
-from domain.commands import InvocationOptions, exact_selector
-from domain.graph import DbtGraph, build_graph, topological_order
-from domain.manifest import Manifest, ResourceType
-from domain.outcomes import NodeStatus
-from domain.selection import SelectionRequest, select
+from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
+from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions, exact_selector
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph, topological_order
+from prefect_dbt_orchestrator.domain.manifest import Manifest, ResourceType
+from prefect_dbt_orchestrator.domain.outcomes import NodeStatus
+from prefect_dbt_orchestrator.domain.selection import SelectionRequest, select
 
 PROJECT = Path(__file__).parent / "projects" / "tricky"
 OPTIONS = InvocationOptions()

@@ -29,11 +29,11 @@ from dbt.cli.main import dbtRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters.cli.main import main
-from adapters.local.manifest_file import read_manifest
-from adapters.local.project_files import selection_context
-from domain.manifest import Manifest
-from domain.selection import SelectionContext, SelectionRequest, select
+from prefect_dbt_orchestrator.adapters.cli.main import main
+from prefect_dbt_orchestrator.adapters.local.manifest_file import read_manifest
+from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection import SelectionContext, SelectionRequest, select
 from tests.corpus import corpus_dir
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-from adapters.prefect import (
+from prefect_dbt_orchestrator.adapters.prefect import (
     BlockedFlagError,
     DbtBuildFailed,
     DbtCoreExecutor,
@@ -34,10 +34,10 @@ from adapters.prefect import (
     ProjectNotFoundError,
     TestStrategy,
 )
-from domain.commands import InvocationOptions
-from domain.manifest import Manifest, Node
-from domain.outcomes import NodeResult
-from ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from tests.integration.conftest import (
     DEMO_NODE_COUNT,
     FLAKY_DOWNSTREAM,

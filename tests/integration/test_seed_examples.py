@@ -4,7 +4,7 @@ run for real on copies of the demo project.
 Examples 1, 2, 3, 6, 7, 8, 10 and 11 are written as in the document, with
 only these changes, each marked where it is made:
 
-* ``from adapters.prefect import ...`` instead of ``from prefect_dbt import ...``;
+* ``from prefect_dbt_orchestrator import ...`` instead of ``from prefect_dbt import ...``;
 * type annotations, for ``mypy --strict``; ``Path`` is imported once here
   (examples 6, 7, 8 and 10 use it without importing it);
 * example 2 without its caching options (enable_caching, result_storage,
@@ -32,7 +32,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectNotFound
 
-from adapters.prefect import (  # changed: was `from prefect_dbt import (...)`
+from prefect_dbt_orchestrator import (  # changed: was `from prefect_dbt import (...)`
     DbtBuildFailed,
     ExecutionMode,
     PrefectDbtOrchestrator,

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from dbt.cli.main import dbtRunner
 
-from adapters.cli.main import main
-from adapters.dbt_core.ls_selector import DbtLsSelector, DbtSelectionError
-from adapters.prefect import PrefectDbtOrchestrator
-from adapters.prefect.settings import PrefectDbtSettings
-from domain.build_plan import BuildPlan
-from domain.errors import PlanError
-from domain.selection import (
+from prefect_dbt_orchestrator.adapters.cli.main import main
+from prefect_dbt_orchestrator.adapters.dbt_core.ls_selector import DbtLsSelector, DbtSelectionError
+from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator
+from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
+from prefect_dbt_orchestrator.domain.errors import PlanError
+from prefect_dbt_orchestrator.domain.selection import (
     MissingSelectionDataError,
     SelectionContext,
     SelectionRequest,
@@ -33,7 +33,7 @@ from domain.selection import (
     UnknownMethodError,
     UnknownSelectorError,
 )
-from ports.executor import ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 
 pytestmark = pytest.mark.integration
 

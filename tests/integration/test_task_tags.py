@@ -13,7 +13,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.runtime import flow_run
 
-from adapters.prefect import ExecutionMode, PrefectDbtOrchestrator, PrefectDbtSettings
+from prefect_dbt_orchestrator.adapters.prefect import (
+    ExecutionMode,
+    PrefectDbtOrchestrator,
+    PrefectDbtSettings,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.codec import structure_manifest
-from domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.manifest import Manifest
 
 PROJECT = "proj"
 SCHEMA_V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from domain.commands import InvocationOptions, command_for
-from domain.manifest import Manifest, Node
-from domain.outcomes import (
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
     ErrorInfo,
     Invocation,
@@ -18,10 +18,10 @@ from domain.outcomes import (
     Timing,
     contract_status,
 )
-from ports.artifact_sink import ArtifactSink
-from ports.cache_store import CacheEntry, CacheStore
-from ports.clock import Clock
-from ports.executor import DbtExecutor, ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.artifact_sink import ArtifactSink
+from prefect_dbt_orchestrator.ports.cache_store import CacheEntry, CacheStore
+from prefect_dbt_orchestrator.ports.clock import Clock
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 
 @attrs.define

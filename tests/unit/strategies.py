@@ -23,10 +23,10 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from domain.graph import DbtGraph, build_graph
-from domain.manifest import Manifest
-from domain.outcomes import DbtStatus, NodeResult, contract_status
-from domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, contract_status
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from tests.unit.builders import (
     exposure,
     manifest_of,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from domain.build_plan import BuildPlan, build_plan_to_dict
-from domain.graph import build_graph
-from domain.plan import plan_build
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, build_plan_to_dict
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.plan import plan_build
 from tests.unit.builders import manifest_of, model, seed, test, uid
 
 

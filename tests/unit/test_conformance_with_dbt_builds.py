@@ -20,11 +20,11 @@ from typing import Any
 import attrs
 import pytest
 
-from domain.graph import build_graph, is_executable
-from domain.outcomes import DbtStatus, NodeResult, contract_status
-from domain.placement import TestStrategy
-from domain.plan import Plan, plan_build
-from domain.schedule import Schedule
+from prefect_dbt_orchestrator.domain.graph import build_graph, is_executable
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, contract_status
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.schedule import Schedule
 from tests.corpus import PROJECTS, jsonl, manifest, run_results
 
 

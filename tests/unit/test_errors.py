@@ -9,8 +9,8 @@ import re
 import attrs
 import pytest
 
-from domain import errors
-from domain.errors import (
+from prefect_dbt_orchestrator.domain import errors
+from prefect_dbt_orchestrator.domain.errors import (
     CycleError,
     DbtBuildFailed,
     ManifestError,
@@ -24,7 +24,7 @@ from domain.errors import (
     UnknownNodeError,
     closest,
 )
-from ports.executor import ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 
 SOURCE = "target/manifest.json"
 V13 = "https://schemas.getdbt.com/dbt/manifest/v13.json"

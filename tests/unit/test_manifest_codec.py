@@ -10,19 +10,23 @@ from typing import Any
 
 import pytest
 
-from adapters.local.manifest_file import read_manifest
-from domain.codec import structure_manifest
-from domain.errors import ManifestKeyError, ManifestMalformedError, ManifestVersionError
-from domain.graph import build_graph, is_executable
-from domain.manifest import (
+from prefect_dbt_orchestrator.adapters.local.manifest_file import read_manifest
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.errors import (
+    ManifestKeyError,
+    ManifestMalformedError,
+    ManifestVersionError,
+)
+from prefect_dbt_orchestrator.domain.graph import build_graph, is_executable
+from prefect_dbt_orchestrator.domain.manifest import (
     FreshnessRule,
     FreshnessThreshold,
     ResourceType,
     Source,
     UnknownResourceType,
 )
-from domain.placement import TestStrategy
-from domain.plan import plan_build
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import plan_build
 from tests.corpus import manifest
 from tests.unit.builders import manifest_dict, model, seed, source, test, uid
 

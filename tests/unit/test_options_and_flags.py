@@ -6,10 +6,11 @@ import pickle
 
 import pytest
 
-from adapters.prefect._options import ExecutionMode, coerce_enum, fold_run_options
-from domain.cli_args import BlockedFlagError, check_extra_args
-from domain.errors import OptionsConflictError
-from domain.placement import TestStrategy
+from prefect_dbt_orchestrator.adapters.prefect._options import coerce_enum, fold_run_options
+from prefect_dbt_orchestrator.domain.cli_args import BlockedFlagError, check_extra_args
+from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
+from prefect_dbt_orchestrator.domain.execution import ExecutionMode
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
 
 def _fold(**overrides: object) -> object:

@@ -7,12 +7,17 @@ from typing import Any
 
 import pytest
 
-from domain.errors import UnknownNodeError
-from domain.graph import build_graph
-from domain.outcomes import DbtStatus, NodeResult, NodeStatus, contract_status
-from domain.placement import TestStrategy
-from domain.plan import Plan, plan_build
-from domain.schedule import UPSTREAM_FAILURE, Schedule
+from prefect_dbt_orchestrator.domain.errors import UnknownNodeError
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.outcomes import (
+    DbtStatus,
+    NodeResult,
+    NodeStatus,
+    contract_status,
+)
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.schedule import UPSTREAM_FAILURE, Schedule
 from tests.unit.builders import manifest_of, model, seed, source, test, uid, unit_test
 
 IMMEDIATE, DEFERRED, SKIP = TestStrategy.IMMEDIATE, TestStrategy.DEFERRED, TestStrategy.SKIP

@@ -7,12 +7,13 @@ import importlib
 import pytest
 
 PACKAGES = (
-    "domain",
-    "ports",
-    "adapters.local",
-    "adapters.dbt_core",
-    "adapters.prefect",
-    "domain.selection",
+    "prefect_dbt_orchestrator",
+    "prefect_dbt_orchestrator.domain",
+    "prefect_dbt_orchestrator.ports",
+    "prefect_dbt_orchestrator.adapters.local",
+    "prefect_dbt_orchestrator.adapters.dbt_core",
+    "prefect_dbt_orchestrator.adapters.prefect",
+    "prefect_dbt_orchestrator.domain.selection",
 )
 
 
@@ -27,7 +28,7 @@ def test_the_public_names_are_sorted_unique_and_importable(name: str) -> None:
 
 
 def test_the_documented_import_path_has_every_name_the_seed_examples_use() -> None:
-    module = importlib.import_module("adapters.prefect")
+    module = importlib.import_module("prefect_dbt_orchestrator.adapters.prefect")
     for name in (
         "PrefectDbtOrchestrator",
         "PrefectDbtSettings",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.outcomes import (
+from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
     ErrorInfo,
     Invocation,
@@ -19,8 +19,12 @@ from domain.outcomes import (
     contract_status,
     skipped,
 )
-from domain.result_codec import result_from_dict, result_to_dict, results_to_dict
-from domain.schedule import UPSTREAM_FAILURE
+from prefect_dbt_orchestrator.domain.result_codec import (
+    result_from_dict,
+    result_to_dict,
+    results_to_dict,
+)
+from prefect_dbt_orchestrator.domain.schedule import UPSTREAM_FAILURE
 
 START = datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
 

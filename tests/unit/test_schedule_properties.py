@@ -15,15 +15,15 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.local.thread_driver import ThreadPoolDriver
-from domain.commands import InvocationOptions
-from domain.errors import ScheduleError, UnknownNodeError
-from domain.graph import DbtGraph, build_graph
-from domain.manifest import ResourceType
-from domain.outcomes import DbtStatus, NodeResult, NodeStatus
-from domain.placement import TestStrategy
-from domain.plan import Plan, plan_build
-from domain.schedule import UPSTREAM_FAILURE, Schedule
+from prefect_dbt_orchestrator.adapters.local.thread_driver import ThreadPoolDriver
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.errors import ScheduleError, UnknownNodeError
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph
+from prefect_dbt_orchestrator.domain.manifest import ResourceType
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.schedule import UPSTREAM_FAILURE, Schedule
 from tests.unit.builders import manifest_of
 from tests.unit.fakes import FakeExecutor
 from tests.unit.strategies import Scenario, result_of, scenarios

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.codec import structure_manifest
-from domain.errors import PlanError
-from domain.manifest import Manifest
-from domain.selection import (
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.errors import PlanError
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection import (
     Combination,
     Criterion,
     IndirectSelection,
@@ -39,7 +39,7 @@ from domain.selection import (
     resource_types,
     select,
 )
-from domain.selection.paths import file_tree, glob
+from prefect_dbt_orchestrator.domain.selection.paths import file_tree, glob
 from tests.corpus import manifest, root_project_files
 
 PROJECT = "jaffle_shop_duckdb"

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from domain.selection import Selection, SelectionContext, SelectionRequest, select
+from prefect_dbt_orchestrator.domain.selection import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+    select,
+)
 from tests.corpus import PROJECTS, jsonl, manifest, root_project_files
 
 

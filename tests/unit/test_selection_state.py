@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from domain.codec import structure_manifest
-from domain.selection import (
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.selection import (
     InvalidMethodValueError,
     MissingSelectionDataError,
     SelectionContext,

@@ -9,15 +9,15 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.local.thread_driver import ThreadPoolDriver
-from domain.commands import InvocationOptions
-from domain.graph import build_graph
-from domain.manifest import Node
-from domain.outcomes import DbtStatus, NodeResult, NodeStatus
-from domain.placement import TestStrategy
-from domain.plan import Plan, plan_build
-from domain.schedule import UPSTREAM_FAILURE
-from ports.executor import ExecutorUnavailable
+from prefect_dbt_orchestrator.adapters.local.thread_driver import ThreadPoolDriver
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.schedule import UPSTREAM_FAILURE
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 from tests.unit.builders import manifest_of, model, seed, test, uid, unit_test
 from tests.unit.fakes import FakeExecutor
 

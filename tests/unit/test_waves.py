@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import CycleError
-from domain.graph import build_graph
-from domain.placement import Prerequisites, TestStrategy
-from domain.plan import plan_build
-from domain.waves import Wave, layer_into_waves
+from prefect_dbt_orchestrator.domain.errors import CycleError
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.placement import Prerequisites, TestStrategy
+from prefect_dbt_orchestrator.domain.plan import plan_build
+from prefect_dbt_orchestrator.domain.waves import Wave, layer_into_waves
 from tests.unit.builders import manifest_of, model, seed, test, uid
 
 

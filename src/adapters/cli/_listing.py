@@ -19,16 +19,25 @@ from typing import Any
 
 import attrs
 
-from adapters.cli._ls_format import OUTPUTS, lines, resources
-from adapters.local.project_files import selection_context
-from domain.build_plan import BuildPlan, build_plan_to_dict
-from domain.codec import structure_manifest
-from domain.errors import ManifestError, ManifestMalformedError, OptionsConflictError
-from domain.graph import build_graph
-from domain.manifest import Manifest
-from domain.placement import TestStrategy
-from domain.plan import plan_build
-from domain.selection import Selection, SelectionContext, SelectionRequest, select
+from prefect_dbt_orchestrator.adapters.cli._ls_format import OUTPUTS, lines, resources
+from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, build_plan_to_dict
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.errors import (
+    ManifestError,
+    ManifestMalformedError,
+    OptionsConflictError,
+)
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import plan_build
+from prefect_dbt_orchestrator.domain.selection import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+    select,
+)
 
 NO_NODES = "No nodes selected!"
 
@@ -132,7 +141,7 @@ def _manifest_path(args: argparse.Namespace) -> Path:
         return Path(args.manifest)
     path = _target_dir(args) / "manifest.json"
     if not path.is_file():
-        from adapters.dbt_core import DbtCoreExecutor, DbtProject
+        from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
 
         project = DbtProject(args.project_dir, _profiles_dir(args), _target_dir(args))
         DbtCoreExecutor(project).load_manifest(target=args.target)

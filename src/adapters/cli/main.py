@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.cli._listing import add_selection_flags, run_ls, run_plan
-from domain.errors import OrchestrationError, PlanError
+from prefect_dbt_orchestrator.adapters.cli._listing import add_selection_flags, run_ls, run_plan
+from prefect_dbt_orchestrator.domain.errors import OrchestrationError, PlanError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -85,8 +85,8 @@ def write_json_atomically(path: Path, payload: Any) -> None:
 def _run_build(args: argparse.Namespace) -> int:
     from prefect import flow  # first: Prefect sets up logging before dbt is imported
 
-    from adapters.prefect import PrefectDbtOrchestrator
-    from adapters.prefect.settings import PrefectDbtSettings
+    from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator
+    from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 
     settings = _settings(args, PrefectDbtSettings)
     orchestrator = PrefectDbtOrchestrator(

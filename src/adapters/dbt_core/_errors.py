@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
-from domain.errors import PlanError
-from ports.executor import ExecutorUnavailable
+from prefect_dbt_orchestrator.domain.errors import PlanError
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 
 BACKEND = "dbt Core"
 
@@ -43,6 +44,35 @@ class ProfileNotFoundError(PlanError):
         )
 
 
+@attrs.frozen
+class MissingAdapterError(ExecutorUnavailable):
+    """The profile's warehouse type has no dbt adapter installed (``dbt-<type>``)."""
+
+
+# The warehouses this distribution ships an extra for.
+EXTRAS = {"duckdb": "duckdb", "postgres": "postgres"}
+_MISSING = re.compile(r"Could not find adapter type (?P<type>[\w-]+)")
+
+
+def missing_adapter(problem: str) -> MissingAdapterError | None:
+    """The error for dbt's "Could not find adapter type X!" message, if it is that."""
+    found = _MISSING.search(problem)
+    if found is None:
+        return None
+    kind = found["type"]
+    extra = EXTRAS.get(kind)
+    fix = (
+        f'install it with: pip install "prefect-dbt-orchestrator[{extra}]"'
+        if extra
+        else f"install dbt's adapter for it (pip install dbt-{kind}) in this environment"
+    )
+    return MissingAdapterError(
+        BACKEND,
+        f"the profile's target is of type {kind!r}, but no dbt-{kind} adapter is installed",
+        fix,
+    )
+
+
 @contextlib.contextmanager
 def dbt_errors(step: str) -> Iterator[None]:
     """Turn an exception from dbt itself (not a node failure) into ExecutorUnavailable."""
@@ -53,4 +83,7 @@ def dbt_errors(step: str) -> Iterator[None]:
     except Exception as exc:  # dbt raises many unrelated classes; all mean "could not run"
         message = str(exc).strip().splitlines()
         detail = message[0] if message else type(exc).__name__
+        missing = missing_adapter(str(exc))
+        if missing is not None:
+            raise missing from exc
         raise ExecutorUnavailable(BACKEND, f"{step} failed: {detail}") from exc

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.outcomes import (
+from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
     ErrorInfo,
     Invocation,

@@ -35,8 +35,8 @@ from dbt_common.context import (
 )
 from dbt_common.events.contextvars import task_contextvars
 
-from adapters.dbt_core._errors import ProfileNotFoundError, dbt_errors
-from adapters.dbt_core.project import DbtProject
+from prefect_dbt_orchestrator.adapters.dbt_core._errors import ProfileNotFoundError, dbt_errors
+from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject
 
 _ONE_SESSION = threading.Lock()
 

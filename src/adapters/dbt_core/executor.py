@@ -14,16 +14,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from adapters.dbt_core._errors import BACKEND, ProfileNotFoundError, dbt_errors
-from adapters.dbt_core._results import crashed, to_node_result
-from adapters.dbt_core._session import DbtSession
-from adapters.dbt_core.project import DbtProject, ProjectLocation
-from domain.codec import structure_manifest
-from domain.commands import InvocationOptions, command_for, exact_selector
-from domain.errors import ManifestMalformedError
-from domain.manifest import Manifest, Node
-from domain.outcomes import Invocation, NodeResult
-from ports.executor import DbtExecutor, ExecutorUnavailable
+from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
+    BACKEND,
+    ProfileNotFoundError,
+    dbt_errors,
+    missing_adapter,
+)
+from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
+from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
+from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
+from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 # Flags every session passes: no JSON artifacts rewritten per node, no usage
 # tracking calls from inside a scheduler, dbt's per-node log lines kept quiet
@@ -113,6 +118,9 @@ class DbtCoreExecutor(DbtExecutor):
             outcome = runner.invoke(args)
         if not outcome.success:
             problem = str(outcome.exception or "it reported failure").strip()
+            missing = missing_adapter(problem)
+            if missing is not None:
+                raise missing
             if "profile" in problem.lower() and "could not find" in problem.lower():
                 raise ProfileNotFoundError(Path(args[args.index("--profiles-dir") + 1]), problem)
             raise ExecutorUnavailable(BACKEND, f"{step} failed: {problem.splitlines()[0]}")

@@ -22,12 +22,21 @@ from typing import Any
 
 import attrs
 
-from adapters.dbt_core._errors import BACKEND, ProfileNotFoundError, dbt_errors
-from adapters.dbt_core.project import DbtProject, ProjectLocation
-from domain.manifest import Manifest
-from domain.selection import Selection, SelectionContext, SelectionError, SelectionRequest
-from ports.executor import ExecutorUnavailable
-from ports.node_selector import NodeSelector
+from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
+    BACKEND,
+    ProfileNotFoundError,
+    dbt_errors,
+)
+from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection import (
+    Selection,
+    SelectionContext,
+    SelectionError,
+    SelectionRequest,
+)
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 REASON = "dbt ls"
 

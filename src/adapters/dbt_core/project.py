@@ -8,7 +8,10 @@ from typing import Protocol
 
 import attrs
 
-from adapters.dbt_core._errors import ProfileNotFoundError, ProjectNotFoundError
+from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
+    ProfileNotFoundError,
+    ProjectNotFoundError,
+)
 
 _SOURCE_SUFFIXES = frozenset({".sql", ".py", ".yml", ".yaml", ".csv", ".md", ".jinja", ".j2"})
 _NOT_SOURCES = frozenset({"target", "logs", "dbt_packages", "dbt_modules", "node_modules"})

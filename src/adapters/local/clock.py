@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from ports.clock import Clock
+from prefect_dbt_orchestrator.ports.clock import Clock
 
 
 class SystemClock(Clock):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from domain.codec import structure_manifest
-from domain.errors import ManifestMalformedError
-from domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
+from prefect_dbt_orchestrator.domain.manifest import Manifest
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adapters.local.manifest_file import read_manifest
-from domain.selection import SelectionContext
+from prefect_dbt_orchestrator.adapters.local.manifest_file import read_manifest
+from prefect_dbt_orchestrator.domain.selection import SelectionContext
 
 _NOT_PROJECT = frozenset({"target", "logs", "dbt_packages", "dbt_modules", "node_modules", ".venv"})
 

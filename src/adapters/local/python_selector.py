@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from domain.manifest import Manifest
-from domain.selection import Selection, SelectionContext, SelectionRequest, select
-from ports.node_selector import NodeSelector
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+    select,
+)
+from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 
 class PythonSelector(NodeSelector):

@@ -11,12 +11,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import attrs
 
-from domain.commands import InvocationOptions
-from domain.manifest import Node
-from domain.outcomes import ErrorInfo, NodeResult, NodeStatus
-from domain.plan import Plan
-from domain.schedule import Schedule
-from ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import ErrorInfo, NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.plan import Plan
+from prefect_dbt_orchestrator.domain.schedule import Schedule
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 
 
 def missing_result(unique_id: str) -> NodeResult:

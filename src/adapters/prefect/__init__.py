@@ -1,19 +1,24 @@
 """The public API: run a dbt project's DAG under Prefect.
 
-    from adapters.prefect import PrefectDbtOrchestrator, PrefectDbtSettings
+from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator, PrefectDbtSettings
 """
 
 # Prefect must configure logging before dbt is first imported: dbt's import
 # leaves the root logger set up so that Prefect's console format is lost.
 import prefect  # noqa: F401  # isort: skip
 
-from adapters.dbt_core import DbtCoreExecutor, ProfileNotFoundError, ProjectNotFoundError
-from adapters.prefect._options import ExecutionMode, RunOptions
-from adapters.prefect.orchestrator import PrefectDbtOrchestrator
-from adapters.prefect.settings import PrefectDbtSettings
-from domain.cli_args import BlockedFlagError
-from domain.errors import DbtBuildFailed, OptionsConflictError, PlanError
-from domain.placement import TestStrategy
+from prefect_dbt_orchestrator.adapters.dbt_core import (
+    DbtCoreExecutor,
+    ProfileNotFoundError,
+    ProjectNotFoundError,
+)
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect.orchestrator import PrefectDbtOrchestrator
+from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
+from prefect_dbt_orchestrator.domain.cli_args import BlockedFlagError
+from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed, OptionsConflictError, PlanError
+from prefect_dbt_orchestrator.domain.execution import ExecutionMode
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
 __all__ = [
     "BlockedFlagError",

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
-from domain.outcomes import NodeResult
-from domain.render import summary_markdown
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.domain.render import summary_markdown
 
 SUMMARY_KEY = "dbt-orchestrator-summary"
 _LOG = logging.getLogger("prefect_dbt_orchestrator")

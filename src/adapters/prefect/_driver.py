@@ -18,13 +18,18 @@ import attrs
 from prefect import Task, tags
 from prefect.futures import PrefectFuture
 
-from adapters.local.thread_driver import missing_result
-from adapters.prefect._options import RunOptions
-from adapters.prefect._tasks import NodeFailed, RunContext, run_node_task, run_wave_task
-from domain.manifest import Node
-from domain.outcomes import NodeResult, NodeStatus
-from domain.plan import Plan
-from domain.schedule import Progress, Schedule
+from prefect_dbt_orchestrator.adapters.local.thread_driver import missing_result
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._tasks import (
+    NodeFailed,
+    RunContext,
+    run_node_task,
+    run_wave_task,
+)
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.plan import Plan
+from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
 
 
 @attrs.define

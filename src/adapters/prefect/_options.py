@@ -8,17 +8,11 @@ from typing import TypeVar
 
 import attrs
 
-from domain.errors import OptionsConflictError
-from domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
+from prefect_dbt_orchestrator.domain.execution import ExecutionMode
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
 E = TypeVar("E", bound=enum.Enum)
-
-
-class ExecutionMode(enum.Enum):
-    """How nodes map onto Prefect tasks."""
-
-    PER_NODE = "per_node"
-    PER_WAVE = "per_wave"
 
 
 def coerce_enum(kind: type[E], value: E | str, parameter: str) -> E:

@@ -19,12 +19,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import task_run
 
-from domain.commands import InvocationOptions
-from domain.manifest import Node
-from domain.outcomes import NodeResult, NodeStatus
-from domain.plan import PlannedNode
-from domain.schedule import blocks_dependents
-from ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.plan import PlannedNode
+from prefect_dbt_orchestrator.domain.schedule import blocks_dependents
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 
 
 @attrs.frozen

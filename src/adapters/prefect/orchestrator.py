@@ -17,40 +17,47 @@ from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 
-from adapters.dbt_core import DbtCoreExecutor
-from adapters.local.project_files import selection_context
-from adapters.local.python_selector import PythonSelector
-from adapters.prefect._artifacts import publish_summary
-from adapters.prefect._driver import ProgressLog, run_per_node, run_per_wave
-from adapters.prefect._options import ExecutionMode, RunOptions, fold_run_options
-from adapters.prefect._tasks import RunContext, registered
-from adapters.prefect.settings import PrefectDbtSettings
-from domain.build_plan import BuildPlan
-from domain.cli_args import check_extra_args
-from domain.commands import InvocationOptions
-from domain.errors import DbtBuildFailed
-from domain.graph import DbtGraph, build_graph
-from domain.outcomes import NodeResult, NodeStatus
-from domain.placement import TestStrategy
-from domain.plan import Plan, plan_build
-from domain.render import summary_lines
-from domain.result_codec import results_to_dict
-from domain.errors import OptionsConflictError
-from domain.selection import SelectionRequest
-from ports.executor import DbtExecutor
-from ports.node_selector import NodeSelector
+from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
+from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
+from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
+from prefect_dbt_orchestrator.adapters.prefect._artifacts import publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._driver import (
+    ProgressLog,
+    run_per_node,
+    run_per_wave,
+)
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
+from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
+from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed, OptionsConflictError
+from prefect_dbt_orchestrator.domain.execution import ExecutionMode
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.render import summary_lines
+from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
+from prefect_dbt_orchestrator.domain.selection import SelectionRequest
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
 
 
 def _selector_for(engine: str | NodeSelector, settings: PrefectDbtSettings) -> NodeSelector:
-    """The selector for ``selection_engine``: "python" (default), "dbt" (``dbt ls``), or any NodeSelector."""
+    """The selector for ``selection_engine``.
+
+    "python" (the default), "dbt" (runs ``dbt ls``), or any NodeSelector.
+    """
     if not isinstance(engine, str):
         return engine
     if engine == "python":
         return PythonSelector()
     if engine == "dbt":
-        from adapters.dbt_core.ls_selector import DbtLsSelector
+        from prefect_dbt_orchestrator.adapters.dbt_core.ls_selector import DbtLsSelector
 
         return DbtLsSelector(settings)
     raise OptionsConflictError(
@@ -146,25 +153,40 @@ class PrefectDbtOrchestrator:
         request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
         return self._run(request, self.options.test_strategy, full_refresh, target, extra_cli_args)
 
-    def run_seed(self, select: str | None = None, exclude: str | None = None,
-                 full_refresh: bool = False, target: str | None = None,
-                 extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def run_seed(
+        self,
+        select: str | None = None,
+        exclude: str | None = None,
+        full_refresh: bool = False,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Load the selected seeds only, like ``dbt seed``."""
-        request = SelectionRequest(select=select or (), exclude=exclude or (), resource_types=("seed",))
+        request = SelectionRequest(
+            select=select or (), exclude=exclude or (), resource_types=("seed",)
+        )
         return self._run(request, TestStrategy.SKIP, full_refresh, target, extra_cli_args)
 
-    def run_snapshot(self, select: str | None = None, exclude: str | None = None,
-                     target: str | None = None,
-                     extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def run_snapshot(
+        self,
+        select: str | None = None,
+        exclude: str | None = None,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Run the selected snapshots only, like ``dbt snapshot``."""
         request = SelectionRequest(
             select=select or (), exclude=exclude or (), resource_types=("snapshot",)
         )
         return self._run(request, TestStrategy.SKIP, False, target, extra_cli_args)
 
-    def run_test(self, select: str | None = None, exclude: str | None = None,
-                 target: str | None = None,
-                 extra_cli_args: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def run_test(
+        self,
+        select: str | None = None,
+        exclude: str | None = None,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Run the data and unit tests of the selection, like ``dbt test``."""
         request = SelectionRequest(
             select=select or (), exclude=exclude or (), resource_types=("test", "unit_test")
@@ -187,7 +209,9 @@ class PrefectDbtOrchestrator:
             return adhoc(request, strategy, invocation, warnings)
         return self._execute(request, strategy, invocation, warnings)
 
-    def _invocation(self, full_refresh: bool, target: str | None, extra: tuple[str, ...]) -> InvocationOptions:
+    def _invocation(
+        self, full_refresh: bool, target: str | None, extra: tuple[str, ...]
+    ) -> InvocationOptions:
         options = self.options
         return InvocationOptions(
             full_refresh=full_refresh,
@@ -196,7 +220,9 @@ class PrefectDbtOrchestrator:
             extra_args=extra,
             state_path=None if options.state_path is None else str(options.state_path),
             defer=options.defer,
-            defer_state_path=None if options.defer_state_path is None else str(options.defer_state_path),
+            defer_state_path=None
+            if options.defer_state_path is None
+            else str(options.defer_state_path),
             favor_state=options.favor_state,
         )
 
@@ -263,7 +289,9 @@ class PrefectDbtOrchestrator:
         if self.options.create_summary_artifact:
             publish_summary(results)
         payload = results_to_dict(results)
-        if self.options.raise_on_failure and any(r.status is NodeStatus.ERROR for r in results.values()):
+        if self.options.raise_on_failure and any(
+            r.status is NodeStatus.ERROR for r in results.values()
+        ):
             raise DbtBuildFailed(payload)
         return payload
 
@@ -272,8 +300,12 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, NodeResult]:
         if not plan.nodes:
             return {}
-        context = RunContext(self.executor, graph.members, plan.nodes, invocation, self.options.concurrency_limit)
-        self.executor.start_run([graph.members[uid] for uid in sorted(plan.nodes)], options=invocation)
+        context = RunContext(
+            self.executor, graph.members, plan.nodes, invocation, self.options.concurrency_limit
+        )
+        self.executor.start_run(
+            [graph.members[uid] for uid in sorted(plan.nodes)], options=invocation
+        )
         try:
             with registered(context) as key:
                 if self.options.execution_mode is ExecutionMode.PER_NODE:

@@ -6,14 +6,14 @@
 artifacts come in as data through ``SelectionContext``.
 """
 
-from domain.selection.api import (
+from prefect_dbt_orchestrator.domain.selection.api import (
     ALL_RESOURCE_TYPES,
     DEFAULT_RESOURCE_TYPES,
     request_spec,
     resource_types,
     select,
 )
-from domain.selection.errors import (
+from prefect_dbt_orchestrator.domain.selection.errors import (
     InvalidFlagError,
     InvalidMethodValueError,
     MissingSelectionDataError,
@@ -23,7 +23,7 @@ from domain.selection.errors import (
     UnknownMethodError,
     UnknownSelectorError,
 )
-from domain.selection.parse import (
+from prefect_dbt_orchestrator.domain.selection.parse import (
     Combination,
     Criterion,
     IndirectSelection,
@@ -34,7 +34,11 @@ from domain.selection.parse import (
     parse_term,
     parse_union,
 )
-from domain.selection.request import Selection, SelectionContext, SelectionRequest
+from prefect_dbt_orchestrator.domain.selection.request import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+)
 
 __all__ = [
     "ALL_RESOURCE_TYPES",

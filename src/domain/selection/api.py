@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from domain.manifest import Manifest
-from domain.selection.definitions import indirect_mode, parse_selectors
-from domain.selection.errors import InvalidFlagError, UnknownSelectorError
-from domain.selection.evaluate import evaluate
-from domain.selection.index import build_index
-from domain.selection.parse import Spec, parse_cli
-from domain.selection.request import Selection, SelectionContext, SelectionRequest
+from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.selection.definitions import indirect_mode, parse_selectors
+from prefect_dbt_orchestrator.domain.selection.errors import InvalidFlagError, UnknownSelectorError
+from prefect_dbt_orchestrator.domain.selection.evaluate import evaluate
+from prefect_dbt_orchestrator.domain.selection.index import build_index
+from prefect_dbt_orchestrator.domain.selection.parse import Spec, parse_cli
+from prefect_dbt_orchestrator.domain.selection.request import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+)
 
 # What `dbt ls` lists without --resource-type, and what `all` adds (analyses).
 DEFAULT_RESOURCE_TYPES = frozenset(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from domain.selection.errors import InvalidMethodValueError
-from domain.selection.index import CONFIGURABLE, SelectionIndex
-from domain.selection.parse import Criterion
+from prefect_dbt_orchestrator.domain.selection.errors import InvalidMethodValueError
+from prefect_dbt_orchestrator.domain.selection.index import CONFIGURABLE, SelectionIndex
+from prefect_dbt_orchestrator.domain.selection.parse import Criterion
 
 
 def _config_value(config: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[bool, Any]:

@@ -16,8 +16,11 @@ from typing import Any
 
 import attrs
 
-from domain.selection.errors import InvalidFlagError, SelectorDefinitionError
-from domain.selection.parse import (
+from prefect_dbt_orchestrator.domain.selection.errors import (
+    InvalidFlagError,
+    SelectorDefinitionError,
+)
+from prefect_dbt_orchestrator.domain.selection.parse import (
     Combination,
     IndirectSelection,
     Operator,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import attrs
 
-from domain.errors import PlanError
+from prefect_dbt_orchestrator.domain.errors import PlanError
 
 
 class SelectionError(PlanError):

@@ -16,9 +16,15 @@ from collections.abc import Set as AbstractSet
 
 import attrs
 
-from domain.selection.index import SelectionIndex, Table
-from domain.selection.methods import matched
-from domain.selection.parse import Combination, Criterion, IndirectSelection, Operator, Spec
+from prefect_dbt_orchestrator.domain.selection.index import SelectionIndex, Table
+from prefect_dbt_orchestrator.domain.selection.methods import matched
+from prefect_dbt_orchestrator.domain.selection.parse import (
+    Combination,
+    Criterion,
+    IndirectSelection,
+    Operator,
+    Spec,
+)
 
 Picked = dict[str, str]  # unique_id -> why it was selected
 

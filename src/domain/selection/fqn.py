@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from domain.manifest import Node, ResourceType
+from prefect_dbt_orchestrator.domain.manifest import Node, ResourceType
 
 _WILDCARDS = ("*", "?", "[", "]")
 

@@ -13,10 +13,10 @@ from types import MappingProxyType
 
 import attrs
 
-from domain.graph import DbtGraph, build_graph
-from domain.manifest import Manifest, Node, ResourceType
-from domain.selection.paths import FileTree, file_tree
-from domain.selection.request import SelectionContext
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType
+from prefect_dbt_orchestrator.domain.selection.paths import FileTree, file_tree
+from prefect_dbt_orchestrator.domain.selection.request import SelectionContext
 
 
 class Table(enum.Enum):

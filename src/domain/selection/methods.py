@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator, Mapping
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
-from domain.manifest import Node, ResourceType, Source
-from domain.selection import state
-from domain.selection.configs import match_config
-from domain.selection.errors import InvalidMethodValueError, MissingSelectionDataError
-from domain.selection.fqn import node_matches_fqn
-from domain.selection.index import (
+from prefect_dbt_orchestrator.domain.manifest import Node, ResourceType, Source
+from prefect_dbt_orchestrator.domain.selection import state
+from prefect_dbt_orchestrator.domain.selection.configs import match_config
+from prefect_dbt_orchestrator.domain.selection.errors import (
+    InvalidMethodValueError,
+    MissingSelectionDataError,
+)
+from prefect_dbt_orchestrator.domain.selection.fqn import node_matches_fqn
+from prefect_dbt_orchestrator.domain.selection.index import (
     ALL_TABLES,
     GROUPABLE,
     NODES_AND_UNIT_TESTS,
@@ -25,8 +28,8 @@ from domain.selection.index import (
     SelectionIndex,
     Table,
 )
-from domain.selection.parse import Criterion, Method
-from domain.selection.paths import glob, node_in_paths
+from prefect_dbt_orchestrator.domain.selection.parse import Criterion, Method
+from prefect_dbt_orchestrator.domain.selection.paths import glob, node_in_paths
 
 Matcher = Callable[[SelectionIndex, Criterion], Iterator[str]]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from domain.selection.errors import SelectorSyntaxError, UnknownMethodError
+from prefect_dbt_orchestrator.domain.selection.errors import SelectorSyntaxError, UnknownMethodError
 
 
 class Method(enum.Enum):

@@ -17,8 +17,8 @@ from types import MappingProxyType
 
 import attrs
 
-from domain.manifest import Node
-from domain.selection.errors import InvalidMethodValueError
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.selection.errors import InvalidMethodValueError
 
 ROOT = "."
 _WILDCARD = ("*", "?", "[")

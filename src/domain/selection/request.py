@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from domain.manifest import Manifest, frozen_mapping
+from prefect_dbt_orchestrator.domain.manifest import Manifest, frozen_mapping
 
 
 def _strings(value: Any) -> tuple[str, ...]:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.manifest import Manifest, Node, ResourceType
-from domain.selection.comparisons import (
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType
+from prefect_dbt_orchestrator.domain.selection.comparisons import (
     HAS_CONFIG,
     HAS_RELATION,
     PARSED,
@@ -26,9 +26,12 @@ from domain.selection.comparisons import (
     same_persisted_description,
     same_relation,
 )
-from domain.selection.errors import InvalidMethodValueError, MissingSelectionDataError
-from domain.selection.index import ALL_TABLES, SelectionIndex, Table
-from domain.selection.parse import Criterion
+from prefect_dbt_orchestrator.domain.selection.errors import (
+    InvalidMethodValueError,
+    MissingSelectionDataError,
+)
+from prefect_dbt_orchestrator.domain.selection.index import ALL_TABLES, SelectionIndex, Table
+from prefect_dbt_orchestrator.domain.selection.parse import Criterion
 
 # dbt's lookup order for a resource in the state manifest.
 _DOC_TABLES = (
