@@ -68,3 +68,18 @@ def jsonl(project: str, name: str) -> Iterator[dict[str, Any]]:
 def root_project_files(project: str) -> list[str]:
     text = (corpus_dir() / project / "root_project_files.txt").read_text()
     return [line for line in text.splitlines() if line.strip()]
+
+
+def project_layout(project: str, folder: Path) -> Path:
+    """Empty files and folders in ``folder`` laid out as the project's root files
+    (what ``path:`` selectors glob); an entry with entries below it is a folder."""
+    entries = root_project_files(project)
+    parents = {entry.rsplit("/", 1)[0] for entry in entries if "/" in entry}
+    for entry in entries:
+        target = folder / entry
+        if entry in parents:
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+    return folder

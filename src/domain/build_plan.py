@@ -1,25 +1,45 @@
-"""BuildPlan: the dry-run answer of ``plan()``; pure.
+"""BuildPlan and ``plan_selection``: selection and planning in one pure step.
 
-It is the plan ``run_build()`` executes, plus why each node is in it (the
-selector term that matched it, or the indirect-selection rule that pulled it
-in), the selected nodes that will not run and why, and cache predictions once
-caching is configured.
+A BuildPlan is the plan ``run_build()`` executes, plus why each node is in it
+(the selector term that matched it, or the indirect-selection rule that
+pulled it in), the nodes themselves, what the selection picked, dbt's
+selection warnings, the selected nodes that will not run and why, and cache
+predictions once caching is configured. ``plan_selection`` is the one place
+that composes them: the orchestrator's ``plan()``/``run_build()`` and the
+CLI's ``plan`` and ``ls`` all call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
-from prefect_dbt_orchestrator.domain.plan import Plan
+from prefect_dbt_orchestrator.domain.graph import build_graph
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.selection import (
+    Selection,
+    SelectionContext,
+    SelectionRequest,
+    select,
+)
 from prefect_dbt_orchestrator.domain.waves import Wave
 
 
-def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
+def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
+
+
+def _ids(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -32,12 +52,19 @@ class BuildPlan:
         skipped_nodes: selected nodes dropped before running, with the reason
             (source freshness; nodes the selection did not match are not listed).
         cache_predictions: ``hit``/``miss``/``excluded`` per node, when caching is on.
+        nodes: the graph member of each planned node, so drivers need no graph.
+        selected: every id the selection picked, planned or not (what ``dbt ls`` lists).
+        warnings: dbt's selection warnings, one per ``--select``/``--exclude``
+            term that matched no enabled node.
     """
 
     plan: Plan
     reasons: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
     skipped_nodes: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
     cache_predictions: Mapping[str, str] | None = None
+    nodes: Mapping[str, Node] = attrs.field(factory=dict, converter=_read_only)
+    selected: frozenset[str] = attrs.field(default=frozenset(), converter=_ids)
+    warnings: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
     @property
     def waves(self) -> tuple[Wave, ...]:
@@ -96,3 +123,49 @@ def build_plan_to_dict(build_plan: BuildPlan) -> dict[str, Any]:
         "left_out": dict(sorted(plan.left_out.items())),
         "skipped_nodes": dict(sorted(build_plan.skipped_nodes.items())),
     }
+
+
+class SelectNodes(Protocol):
+    """A selection engine: the ``select`` method of a ``NodeSelector``."""
+
+    def __call__(
+        self, manifest: Manifest, request: SelectionRequest, context: SelectionContext
+    ) -> Selection: ...
+
+
+def plan_selection(
+    manifest: Manifest,
+    request: SelectionRequest,
+    context: SelectionContext | None = None,
+    strategy: TestStrategy = TestStrategy.IMMEDIATE,
+    *,
+    selector: SelectNodes | None = None,
+) -> BuildPlan:
+    """Select, then plan what a build of the selection runs; the graph is built once.
+
+    Args:
+        manifest: the project's manifest.
+        request: the selection flags.
+        context: data from outside the manifest (files, YAML selectors, artifacts).
+        strategy: where tests go in the plan.
+        selector: another selection engine (``dbt ls``); None is the pure-Python
+            engine, which reuses the graph built here.
+
+    Raises:
+        PlanError: bad input: a selection error (``domain.selection.errors``), a
+            selected id the manifest lacks, or a dependency cycle.
+    """
+    context = context if context is not None else SelectionContext()
+    graph = build_graph(manifest)
+    if selector is None:
+        selection = select(manifest, request, context, graph=graph)
+    else:
+        selection = selector(manifest, request, context)
+    plan = plan_build(graph, selection.unique_ids, strategy)
+    return BuildPlan(
+        plan,
+        {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes},
+        nodes={uid: graph.members[uid] for uid in plan.nodes},
+        selected=selection.unique_ids,
+        warnings=selection.warnings,
+    )

@@ -20,6 +20,7 @@ from prefect_dbt_orchestrator.domain.errors import (
     ManifestVersionError,
 )
 from prefect_dbt_orchestrator.domain.manifest import (
+    MANIFEST_TABLES,
     AnyResourceType,
     FreshnessRule,
     FreshnessThreshold,
@@ -36,15 +37,8 @@ from prefect_dbt_orchestrator.domain.manifest import (
 
 T = TypeVar("T")
 _VERSION = re.compile(r"/manifest/v(\d+)\.json$")
-_NODE_TABLES = (
-    "nodes",
-    "unit_tests",
-    "functions",
-    "exposures",
-    "metrics",
-    "semantic_models",
-    "saved_queries",
-)
+# Every member table but sources, whose entries are structured as Source.
+_NODE_TABLES = tuple(table for table in MANIFEST_TABLES if table != "sources")
 
 
 class _Missing(Exception):

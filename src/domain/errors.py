@@ -148,7 +148,7 @@ def closest(name: str, candidates: Iterable[str], limit: int = 3) -> tuple[str, 
     return tuple(hits[:limit])
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class DbtBuildFailed(OrchestrationError, RuntimeError):
     """Some nodes ended in error; ``results`` is the full result dict of the build."""
 
@@ -164,6 +164,11 @@ class DbtBuildFailed(OrchestrationError, RuntimeError):
             f"{len(self.failed)} dbt node(s) failed: {shown}; see .results for every node, "
             "or pass raise_on_failure=False to get the results without raising"
         )
+
+    def __repr__(self) -> str:
+        # Prefect writes the repr of a flow's exception into its log: the
+        # message, not the whole result dict.
+        return f"DbtBuildFailed({str(self)!r})"
 
 
 @attrs.frozen

@@ -169,6 +169,22 @@ def _frozen_table(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+# The manifest.json tables that hold graph members (every resource but macros,
+# docs and groups), named as dbt names them and as ``Manifest`` names its
+# fields. A unique_id is unique across all of them (its prefix is its type),
+# so the order only fixes the order of ``Manifest.all_resources()``.
+MANIFEST_TABLES = (
+    "nodes",
+    "sources",
+    "unit_tests",
+    "functions",
+    "exposures",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+)
+
+
 @attrs.frozen
 class Manifest:
     """Everything the planner and the selector read from ``manifest.json``."""
@@ -198,19 +214,14 @@ class Manifest:
         """Every package that contributes a node or resource."""
         return frozenset(n.package_name for n in self.all_resources().values())
 
+    def tables(self) -> tuple[tuple[str, Mapping[str, Node]], ...]:
+        """Each of ``MANIFEST_TABLES`` with its members, in that order."""
+        return tuple((name, getattr(self, name)) for name in MANIFEST_TABLES)
+
     def all_resources(self) -> Mapping[str, Node]:
         """Every enabled-or-not graph member by unique_id (macros, groups excluded)."""
         merged: dict[str, Node] = {}
-        for table in (
-            self.nodes,
-            self.sources,
-            self.unit_tests,
-            self.functions,
-            self.exposures,
-            self.metrics,
-            self.semantic_models,
-            self.saved_queries,
-        ):
+        for _, table in self.tables():
             merged.update(table)
         return merged
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -79,12 +80,33 @@ class Invocation:
     args: tuple[str, ...] = ()
 
 
+# dbt's first line names the node, not the problem: "Runtime Error in model
+# fct_rides (models/fct_rides.sql)"; the database's own words come after it.
+_NODE_HEADER = re.compile(r"^\s*\w+ Error in \w+ \S+ \((?P<path>[^)]*)\)\s*$")
+
+
 @attrs.frozen
 class ErrorInfo:
     """Why a node failed: dbt's message and the kind of error."""
 
     message: str
     type: str
+
+    @property
+    def cause(self) -> str:
+        """The line that says what went wrong (the database's or compiler's own
+        words), without dbt's "Runtime Error in model x (path)" header."""
+        lines = [line.strip() for line in self.message.splitlines() if line.strip()]
+        if len(lines) > 1 and _NODE_HEADER.match(lines[0]):
+            return lines[1]
+        return lines[0] if lines else self.type
+
+    @property
+    def path(self) -> str | None:
+        """The node's file as dbt's header names it, when it does."""
+        first = self.message.lstrip().splitlines()[0] if self.message.strip() else ""
+        found = _NODE_HEADER.match(first)
+        return found["path"] if found else None
 
 
 @attrs.frozen
@@ -111,6 +133,19 @@ class NodeResult:
     def is_failure(self) -> bool:
         """Error or skip: what makes ``dbt build`` skip the node's dependents."""
         return self.status in (NodeStatus.ERROR, NodeStatus.SKIPPED)
+
+
+def missing_result(unique_id: str) -> NodeResult:
+    """The result of a node the executor was asked to run but did not report."""
+    message = "dbt returned no result for this node"
+    return NodeResult(unique_id, NodeStatus.ERROR, error=ErrorInfo(message, "MissingResult"))
+
+
+def failure_line(result: NodeResult) -> str:
+    """One line on why ``result`` failed: its cause, or dbt's status."""
+    if result.error is not None:
+        return result.error.cause
+    return result.message or (result.dbt_status.value if result.dbt_status else "error")
 
 
 def skipped(unique_id: str, failed_upstream: tuple[str, ...], reason: str) -> NodeResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus, failure_line
 from prefect_dbt_orchestrator.domain.plan import Plan
 
 if TYPE_CHECKING:
@@ -35,14 +35,27 @@ def summary_lines(results: Mapping[str, NodeResult], elapsed: float) -> list[str
     for uid in sorted(results):
         result = results[uid]
         if result.status is NodeStatus.ERROR:
-            reason = result.error.message.splitlines()[0] if result.error else "error"
-            lines.append(f"  error    {uid}: {reason}")
+            lines.append(f"  error    {_located(uid, result)}: {failure_line(result)}")
     skipped = [uid for uid, r in results.items() if r.status is NodeStatus.SKIPPED]
     if skipped:
         lines.append(f"  skipped  {len(skipped)} node(s) downstream of a failure")
     if slow := slowest(results):
         lines.append("  slowest: " + ", ".join(f"{uid} {secs:.2f}s" for uid, secs in slow))
     return lines
+
+
+def _located(unique_id: str, result: NodeResult) -> str:
+    path = result.error.path if result.error else None
+    return f"{unique_id} ({path})" if path else unique_id
+
+
+def _failure_rows(unique_id: str, result: NodeResult) -> list[str]:
+    """A failed node: its cause on the bullet, dbt's whole message below it."""
+    rows = [f"- `{_located(unique_id, result)}`: {failure_line(result)}"]
+    if result.error is not None and result.error.message.strip() != failure_line(result):
+        body = result.error.message.replace("```", "'''").rstrip()
+        rows += ["", "  ```text", *(f"  {line}" for line in body.splitlines()), "  ```", ""]
+    return rows
 
 
 def summary_markdown(results: Mapping[str, NodeResult]) -> str:
@@ -54,8 +67,7 @@ def summary_markdown(results: Mapping[str, NodeResult]) -> str:
     if failed:
         rows += ["", "### Unsuccessful nodes", ""]
         for uid in failed:
-            error = results[uid].error
-            rows.append(f"- `{uid}`: {error.message.splitlines()[0] if error else 'error'}")
+            rows += _failure_rows(uid, results[uid])
     skipped = [uid for uid in sorted(results) if results[uid].status is NodeStatus.SKIPPED]
     if skipped:
         rows += ["", "### Skipped nodes", ""]

@@ -300,7 +300,9 @@ def test_nothing_selected_prints_nothing_and_warns_on_stderr(
 ) -> None:
     _compare(demo, ("-s", "no_such_model"), capsys)
     main(["ls", *demo.location(), "-s", "no_such_model"])
-    assert capsys.readouterr() == ("", "No nodes selected!\n")
+    # dbt's two warnings, in dbt's order: the unmatched term, then the empty selection
+    unmatched = "The selection criterion 'no_such_model' does not match any enabled nodes"
+    assert capsys.readouterr() == ("", f"{unmatched}\nNo nodes selected!\n")
     main(["ls", *demo.location(), "-s", "no_such_model", "--quiet"])
     assert capsys.readouterr() == ("", "")
 

@@ -32,6 +32,7 @@ from prefect_dbt_orchestrator.domain.selection import (
     SelectionRequest,
     SelectorDefinitionError,
     SelectorSyntaxError,
+    StateRequiredError,
     UnknownMethodError,
     UnknownSelectorError,
     parse_term,
@@ -162,15 +163,16 @@ def test_an_unknown_selector_without_any_selectors_says_where_to_add_it() -> Non
         select(manifest(PROJECT), SelectionRequest(selector="nightly"))
 
 
-def test_state_without_a_state_manifest_names_the_fix() -> None:
-    with pytest.raises(MissingSelectionDataError) as caught:
+def test_state_without_a_state_manifest_names_the_public_fix() -> None:
+    with pytest.raises(StateRequiredError) as caught:
         ids("state:modified+")
 
     text = str(caught.value)
     assert "cannot answer selector 'state:modified+'" in text
-    assert "needs a state manifest" in text
-    assert "SelectionContext(state_manifest=...)" in text
-    assert "--state (state_path)" in text
+    assert "needs the manifest.json of a previous run" in text
+    assert "PrefectDbtOrchestrator(state_path=Path(...))" in text
+    assert "--state DIR" in text
+    assert "SelectionContext" not in text
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from prefect_dbt_orchestrator.domain.selection import (
     MissingSelectionDataError,
     SelectionContext,
     SelectionRequest,
+    StateRequiredError,
     select,
 )
 
@@ -232,7 +233,7 @@ def test_field_comparisons_without_the_json_name_the_fix(term: str) -> None:
 
 
 def test_state_without_a_state_manifest_names_the_fix() -> None:
-    with pytest.raises(MissingSelectionDataError, match=r"--state \(state_path\)"):
+    with pytest.raises(StateRequiredError, match=r"state_path=Path\(\.\.\.\)\), or --state DIR"):
         selected("state:new", SelectionContext())
 
 
@@ -271,7 +272,7 @@ def test_result_selects_by_the_previous_status(term: str, expected: set[str]) ->
 
 
 def test_result_without_run_results_names_the_fix() -> None:
-    with pytest.raises(MissingSelectionDataError, match=r"SelectionContext\(run_results=\.\.\.\)"):
+    with pytest.raises(StateRequiredError, match=r"run_results.json; point the state directory"):
         selected("result:error", SelectionContext())
 
 
@@ -319,10 +320,10 @@ def test_source_status_skips_unchanged_and_failing_sources() -> None:
 
 
 def test_source_status_without_both_files_names_the_fix() -> None:
-    context = SelectionContext(current_sources=_freshness())
-
-    with pytest.raises(MissingSelectionDataError, match="previous_sources=..., current_sources="):
-        selected("source_status:fresher", context)
+    with pytest.raises(StateRequiredError, match="previous run's sources.json; point the state"):
+        selected("source_status:fresher", SelectionContext(current_sources=_freshness()))
+    with pytest.raises(MissingSelectionDataError, match="run `dbt source freshness` first"):
+        selected("source_status:fresher", SelectionContext(previous_sources=_freshness()))
 
 
 def test_source_status_knows_only_fresher() -> None:

@@ -1,11 +1,14 @@
-"""``dbt-orchestrate ls`` and ``plan``: selection without a dbt process.
+"""``dbt-orchestrate ls`` and ``plan``: selection and planning without running dbt.
 
-``ls`` prints on stdout exactly what ``dbt ls --quiet`` prints, in the same
-formats, so scripts can swap one for the other: one line per selected
-resource, sorted by unique_id, and nothing when nothing is selected. dbt's
-log lines are never printed; its "No nodes selected!" warning goes to stderr
-(not with ``--quiet``). A dbt process starts only when the manifest is
-missing and must be parsed.
+Both go through ``plan_selection``, as ``PrefectDbtOrchestrator.plan()`` does,
+so ``plan`` prints what ``plan()`` returns. ``ls`` prints on stdout exactly
+what ``dbt ls --quiet`` prints, in the same formats, so scripts can swap one
+for the other: one line per selected resource, sorted by unique_id, and
+nothing when nothing is selected. dbt's warnings go to stderr (not with
+``--quiet``): one per selector term that matches nothing, and "No nodes
+selected!". A dbt process starts only to parse the project: when its
+manifest is missing, or when ``--vars``, ``--target`` or ``--profile`` can
+change it (and no ``--manifest`` is given).
 """
 
 from __future__ import annotations
@@ -19,25 +22,21 @@ from typing import Any
 
 import attrs
 
-from prefect_dbt_orchestrator.adapters.cli._ls_format import OUTPUTS, lines, resources
+from prefect_dbt_orchestrator.adapters.cli._flags import (
+    dbt_extra_args,
+    output_keys,
+    selection_request,
+)
+from prefect_dbt_orchestrator.adapters.cli._ls_format import lines, resources
 from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
-from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, build_plan_to_dict
+from prefect_dbt_orchestrator.domain.build_plan import (
+    BuildPlan,
+    build_plan_to_dict,
+    plan_selection,
+)
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
-from prefect_dbt_orchestrator.domain.errors import (
-    ManifestError,
-    ManifestMalformedError,
-    OptionsConflictError,
-)
-from prefect_dbt_orchestrator.domain.graph import build_graph
-from prefect_dbt_orchestrator.domain.manifest import Manifest
+from prefect_dbt_orchestrator.domain.errors import ManifestError, ManifestMalformedError
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
-from prefect_dbt_orchestrator.domain.plan import plan_build
-from prefect_dbt_orchestrator.domain.selection import (
-    Selection,
-    SelectionContext,
-    SelectionRequest,
-    select,
-)
 
 NO_NODES = "No nodes selected!"
 
@@ -53,69 +52,6 @@ class ManifestNotFoundError(ManifestError):
             f"no manifest at {self.path}: run `dbt parse` in the project, or pass "
             "--manifest with the path of an existing manifest.json"
         )
-
-
-def _split(value: str) -> list[str]:
-    """dbt's multi-value flags split each value on spaces: ``--resource-type "model seed"``."""
-    return [part for part in value.split(" ") if part]
-
-
-def add_selection_flags(parser: argparse.ArgumentParser, *, listing: bool) -> None:
-    """dbt's own selection flags, spelled (and repeatable) as ``dbt ls`` spells them."""
-    many: dict[str, Any] = {"nargs": "+", "action": "extend", "default": []}
-    parser.add_argument("--manifest", type=Path, default=None)
-    if listing:  # `dbt ls --models` is legacy: it implies --resource-type model
-        parser.add_argument("--select", "-s", **many)
-        parser.add_argument("--models", "-m", "--model", **many)
-    else:
-        parser.add_argument("--select", "-s", "--models", "-m", "--model", **many)
-    parser.add_argument("--exclude", **many)
-    parser.add_argument("--selector", default=None)
-    parser.add_argument("--resource-type", "--resource-types", type=_split, **many)
-    parser.add_argument("--exclude-resource-type", "--exclude-resource-types", type=_split, **many)
-    parser.add_argument(
-        "--indirect-selection",
-        type=str.lower,
-        choices=["eager", "cautious", "buildable", "empty"],
-        default=os.environ.get("DBT_INDIRECT_SELECTION", "eager").lower(),
-    )
-    parser.add_argument("--state", type=Path, default=None)
-    parser.add_argument("--target", "-t", default=None, help="dbt target, if dbt must parse")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no warning on stderr")
-    if listing:
-        parser.add_argument("--output", "-o", type=str.lower, choices=OUTPUTS, default="selector")
-        parser.add_argument("--output-keys", type=_split, **many)
-    else:
-        parser.add_argument(
-            "--test-strategy", choices=["immediate", "deferred", "skip"], default="immediate"
-        )
-        parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-
-
-def _flat(values: list[Any]) -> tuple[str, ...]:
-    return tuple(v for value in values for v in (value if isinstance(value, list) else [value]))
-
-
-def _request(args: argparse.Namespace) -> SelectionRequest:
-    """The selection flags; for ``ls``, ``-m X`` is ``-s X --resource-type model``."""
-    select_values, kinds = list(args.select), _flat(args.resource_type)
-    models = list(getattr(args, "models", None) or [])
-    if models:
-        for other, given in (("select", select_values), ("resource_type", kinds)):
-            if given:
-                raise OptionsConflictError(
-                    f'"models" and "{other}" are mutually exclusive arguments',
-                    "use --select with --resource-type model instead of --models",
-                )
-        select_values, kinds = models, ("model",)
-    return SelectionRequest(
-        select=tuple(select_values),
-        exclude=tuple(args.exclude),
-        selector=args.selector,
-        resource_types=kinds,
-        exclude_resource_types=_flat(args.exclude_resource_type),
-        indirect_selection=args.indirect_selection,
-    )
 
 
 def _target_dir(args: argparse.Namespace) -> Path:
@@ -135,16 +71,38 @@ def _profiles_dir(args: argparse.Namespace) -> Path:
     return Path.home() / ".dbt"
 
 
-def _manifest_path(args: argparse.Namespace) -> Path:
-    """``--manifest``, else ``<target dir>/manifest.json``, parsed first when missing."""
+def _why_parse(args: argparse.Namespace, path: Path) -> str | None:
+    """Why dbt must parse before selecting, or None to read ``path`` as it is."""
+    if not path.is_file():
+        return f"no manifest at {path}"
+    given = [flag for flag in ("vars", "target", "profile") if getattr(args, flag) is not None]
+    if given:
+        flags = ", ".join(f"--{flag}" for flag in given)
+        return f"{flags} given, which can change the manifest at {path}"
+    return None
+
+
+def _parse(args: argparse.Namespace) -> None:
+    """``dbt parse`` with the command's --vars, --target and --profile (it writes
+    the target dir's manifest.json)."""
+    from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
+
+    project = DbtProject(args.project_dir, _profiles_dir(args), _target_dir(args))
+    DbtCoreExecutor(project).load_manifest(
+        target=args.target, extra_args=dbt_extra_args(args), fresh=True
+    )
+
+
+def manifest_path(args: argparse.Namespace) -> Path:
+    """``--manifest``, else ``<target dir>/manifest.json``, parsed first when needed."""
     if args.manifest is not None:
         return Path(args.manifest)
     path = _target_dir(args) / "manifest.json"
-    if not path.is_file():
-        from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
-
-        project = DbtProject(args.project_dir, _profiles_dir(args), _target_dir(args))
-        DbtCoreExecutor(project).load_manifest(target=args.target)
+    why = _why_parse(args, path)
+    if why is not None:
+        if not args.quiet:
+            print(f"{why}: parsing the project with dbt ...", file=sys.stderr)
+        _parse(args)
     return path
 
 
@@ -162,32 +120,29 @@ def _manifest_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(args: argparse.Namespace) -> tuple[Manifest, dict[str, Any], SelectionContext]:
-    """The manifest (as value objects and as JSON) and the selector's outside data."""
-    path = _manifest_path(args)
+def build_plan_of(args: argparse.Namespace) -> tuple[BuildPlan, dict[str, Any]]:
+    """The command's BuildPlan, through ``plan_selection``, and the manifest's JSON.
+
+    dbt's selection warnings are printed on stderr (not with ``--quiet``).
+    """
+    request = selection_request(args)  # flag conflicts fail before any file is read
+    path = manifest_path(args)
     data = _manifest_json(path)
     manifest = structure_manifest(data, source=str(path))
     context = selection_context(
-        args.project_dir, target_dir=_target_dir(args), state_path=args.state
+        args.project_dir, target_dir=_target_dir(args), state_path=args.state, manifest_path=path
     )
-    if args.state is not None:
-        context = attrs.evolve(context, manifest_json=data)
-    return manifest, data, context
-
-
-def _select(args: argparse.Namespace) -> tuple[Manifest, dict[str, Any], Selection]:
-    request = _request(args)  # flag conflicts fail before any file is read
-    manifest, data, context = load(args)
-    return manifest, data, select(manifest, request, context)
+    strategy = TestStrategy(getattr(args, "test_strategy", TestStrategy.IMMEDIATE.value))
+    build_plan = plan_selection(manifest, request, context, strategy)
+    if not args.quiet:
+        for warning in build_plan.warnings:
+            print(warning, file=sys.stderr)
+    return build_plan, data
 
 
 def run_plan(args: argparse.Namespace) -> int:
     """``dbt-orchestrate plan``: what a build of the selection would run, in waves."""
-    manifest, _, selection = _select(args)
-    plan = plan_build(build_graph(manifest), selection.unique_ids, TestStrategy(args.test_strategy))
-    build_plan = BuildPlan(
-        plan, {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes}
-    )
+    build_plan, _ = build_plan_of(args)
     if args.json:
         print(json.dumps(build_plan_to_dict(build_plan), indent=2, sort_keys=True))
     else:
@@ -197,12 +152,11 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def run_ls(args: argparse.Namespace) -> int:
     """``dbt-orchestrate ls``: what ``dbt ls --quiet`` prints; exit 0 even when empty."""
-    _, data, selection = _select(args)
-    if not selection.unique_ids and not args.quiet:
+    build_plan, data = build_plan_of(args)
+    if not build_plan.selected and not args.quiet:
         print(NO_NODES, file=sys.stderr)
     table = resources(data)
-    keys = _flat(args.output_keys)
-    out = "\n".join(lines(args.output, selection.unique_ids, table, keys))
+    out = "\n".join(lines(args.output, build_plan.selected, table, output_keys(args)))
     if out:
         sys.stdout.write(out + "\n")
     return 0

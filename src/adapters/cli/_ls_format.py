@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from prefect_dbt_orchestrator.domain.manifest import MANIFEST_TABLES
+
 # The keys ``dbt ls --output json`` keeps when --output-keys is not given, in
 # the order the resource's own JSON has them (dbt's ListTask.ALLOWED_KEYS).
 DEFAULT_JSON_KEYS = frozenset(
@@ -27,17 +29,6 @@ DEFAULT_JSON_KEYS = frozenset(
         "unique_id",
     }
 )
-# manifest.json tables that ``dbt ls`` lists from.
-TABLES = (
-    "nodes",
-    "sources",
-    "exposures",
-    "metrics",
-    "semantic_models",
-    "unit_tests",
-    "saved_queries",
-    "functions",
-)
 # Resource types ``--output selector`` prints as ``type:package.name``.
 _BY_PACKAGE_AND_NAME = frozenset({"exposure", "metric", "saved_query", "semantic_model"})
 OUTPUTS = ("json", "name", "selector", "path")
@@ -46,7 +37,7 @@ OUTPUTS = ("json", "name", "selector", "path")
 def resources(manifest_json: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """Every listable resource of the manifest JSON, by unique_id."""
     merged: dict[str, Mapping[str, Any]] = {}
-    for table in TABLES:
+    for table in MANIFEST_TABLES:  # the tables ``dbt ls`` lists from
         merged.update(manifest_json.get(table) or {})
     return merged
 

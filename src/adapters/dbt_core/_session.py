@@ -35,8 +35,13 @@ from dbt_common.context import (
 )
 from dbt_common.events.contextvars import task_contextvars
 
-from prefect_dbt_orchestrator.adapters.dbt_core._errors import ProfileNotFoundError, dbt_errors
+from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
+    BACKEND,
+    ProfileNotFoundError,
+    dbt_errors,
+)
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject
+from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 
 _ONE_SESSION = threading.Lock()
 
@@ -60,7 +65,13 @@ class DbtSession:
             ProfileNotFoundError: the profile or target does not exist.
         """
         if not _ONE_SESSION.acquire(blocking=False):
-            raise RuntimeError("a dbt session is already open in this process")
+            raise ExecutorUnavailable(
+                BACKEND,
+                "another build's dbt session is open in this process (dbt's flags and "
+                "adapters are process-wide)",
+                "run one build at a time per process: wait for the other build, or run "
+                "this one in its own process",
+            )
         self._stack.callback(_ONE_SESSION.release)
         try:
             with dbt_errors("setting up dbt"):

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     BACKEND,
@@ -21,7 +21,6 @@ from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     missing_adapter,
 )
 from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
-from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
@@ -30,19 +29,21 @@ from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
-# Flags every session passes: no JSON artifacts rewritten per node, no usage
-# tracking calls from inside a scheduler, dbt's per-node log lines kept quiet
-# (the orchestrator reports progress itself), and no logs/dbt.log: dbt's file
-# logger is rebuilt per invocation without closing the old file, which leaks a
-# handle per build in a long-lived process. `--log-level-file debug` in
-# extra_cli_args turns it back on.
-QUIET_FLAGS = (
-    "--no-write-json",
-    "--no-send-anonymous-usage-stats",
-    "--quiet",
-    "--log-level-file",
-    "none",
-)
+if TYPE_CHECKING:  # dbt itself is imported when a build starts, not with this module
+    from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
+
+# Flags every dbt call passes: no usage tracking calls from inside a
+# scheduler, and no logs/dbt.log: dbt's file logger is rebuilt per invocation
+# without closing the old file, which leaks a handle per build in a long-lived
+# process (`--log-level-file debug` in extra_cli_args turns it back on).
+COMMON_FLAGS = ("--no-send-anonymous-usage-stats", "--log-level-file", "none")
+# A session also writes no JSON artifacts per node.
+SESSION_FLAGS = ("--no-write-json", *COMMON_FLAGS)
+# With quiet=True (the default) dbt prints nothing on the console: the
+# orchestrator reports every node itself, and dbt's own lines ("17 of 29
+# ERROR creating ...", with its numbering and ANSI colours) would repeat it
+# wrongly. `--quiet` alone still prints dbt's error lines.
+CONSOLE_QUIET = ("--quiet", "--log-level", "none")
 
 
 class DbtCoreExecutor(DbtExecutor):
@@ -102,11 +103,15 @@ class DbtCoreExecutor(DbtExecutor):
     def _parse(self, project: DbtProject, target: str | None, extra_args: Sequence[str]) -> Any:
         from dbt.cli.main import dbtRunner
 
-        base = self._location_args(project) + list(QUIET_FLAGS[1:]) + _vars_flags(extra_args)
+        # parse and deps keep dbt's error lines (--quiet only): a project that
+        # does not parse is explained there.
+        base = [*self._location_args(project), *COMMON_FLAGS, *self._console_flags()[:1]]
+        base += _parse_flags(extra_args)
         if target is not None:
             base += ["--target", target]
         if self._run_deps and project.declares_packages() and not project.packages_installed():
-            deps = ["deps", "--project-dir", str(project.project_dir), *QUIET_FLAGS[2:]]
+            deps = ["deps", "--project-dir", str(project.project_dir), *COMMON_FLAGS]
+            deps += self._console_flags()[:1]
             self._invoke(
                 dbtRunner(), deps + ["--profiles-dir", str(project.profiles_dir)], "dbt deps"
             )
@@ -125,6 +130,9 @@ class DbtCoreExecutor(DbtExecutor):
                 raise ProfileNotFoundError(Path(args[args.index("--profiles-dir") + 1]), problem)
             raise ExecutorUnavailable(BACKEND, f"{step} failed: {problem.splitlines()[0]}")
         return outcome.result
+
+    def _console_flags(self) -> tuple[str, ...]:
+        return CONSOLE_QUIET if self._quiet else ()
 
     @staticmethod
     def _location_args(project: DbtProject) -> list[str]:
@@ -155,7 +163,9 @@ class DbtCoreExecutor(DbtExecutor):
             self._close_session()
             project = self.project
             args = ["build", *self._location_args(project)]
-            args += [f for f in QUIET_FLAGS if self._quiet or f != "--quiet"]
+            args += [*SESSION_FLAGS, *self._console_flags()]
+            from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
+
             # a later flag wins in click: the user's --log-level-file overrides ours
             session = DbtSession(
                 project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
@@ -250,15 +260,17 @@ def _prepare_to_run(manifest: Any, path: Path) -> None:
             node.compiled_code = None
 
 
-def _vars_flags(extra_args: Sequence[str]) -> list[str]:
-    """The ``--vars`` flag of ``extra_args`` (vars change what dbt parses)."""
-    args = list(extra_args)
+def _parse_flags(extra_args: Sequence[str]) -> list[str]:
+    """The flags of ``extra_args`` that change what dbt parses: ``--vars``
+    (vars enable nodes and feed configs) and ``--profile``."""
+    args, found = list(extra_args), []
     for index, arg in enumerate(args):
-        if arg == "--vars" and index + 1 < len(args):
-            return ["--vars", args[index + 1]]
-        if arg.startswith("--vars="):
-            return [arg]
-    return []
+        for flag in ("--vars", "--profile"):
+            if arg == flag and index + 1 < len(args):
+                found += [flag, args[index + 1]]
+            elif arg.startswith(f"{flag}="):
+                found.append(arg)
+    return found
 
 
 def _read_manifest(path: Path) -> Manifest:

@@ -39,20 +39,26 @@ def selection_context(
     *,
     target_dir: Path | None = None,
     state_path: Path | None = None,
+    manifest_path: Path | None = None,
 ) -> SelectionContext:
     """The selector's outside data: project files and, with ``state_path``, the
-    previous manifest, run_results.json and sources.json found there."""
+    previous manifest, run_results.json and sources.json found there.
+
+    ``manifest_path`` is the current manifest (default: the target dir's), whose
+    JSON ``state:modified`` compares with the state one.
+    """
     files = root_project_files(project_dir, target_dir)
     if state_path is None:
         return SelectionContext(root_project_files=files)
+    target = target_dir or project_dir / "target"
     state_manifest = state_path / "manifest.json"
-    current_manifest = (target_dir or project_dir / "target") / "manifest.json"
     return SelectionContext(
         root_project_files=files,
         state_manifest=read_manifest(state_manifest) if state_manifest.is_file() else None,
         state_manifest_json=_json_or_none(state_manifest),
-        manifest_json=_json_or_none(current_manifest),
+        manifest_json=_json_or_none(manifest_path or target / "manifest.json"),
         run_results=_json_or_none(state_path / "run_results.json"),
         previous_sources=_json_or_none(state_path / "sources.json"),
-        current_sources=_json_or_none((target_dir or project_dir / "target") / "sources.json"),
+        current_sources=_json_or_none(target / "sources.json"),
+        state_dir=str(state_path),
     )

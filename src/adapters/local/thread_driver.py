@@ -13,16 +13,10 @@ import attrs
 
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.manifest import Node
-from prefect_dbt_orchestrator.domain.outcomes import ErrorInfo, NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, missing_result
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Schedule
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
-
-
-def missing_result(unique_id: str) -> NodeResult:
-    """The result of a node dbt was asked to run but did not report."""
-    message = "dbt returned no result for this node"
-    return NodeResult(unique_id, NodeStatus.ERROR, error=ErrorInfo(message, "MissingResult"))
 
 
 @attrs.frozen

@@ -11,57 +11,81 @@ from __future__ import annotations
 import logging
 import queue
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from prefect import Task, tags
+from prefect import State, Task, tags
 from prefect.futures import PrefectFuture
 
-from prefect_dbt_orchestrator.adapters.local.thread_driver import missing_result
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     NodeFailed,
     RunContext,
+    WaveFailed,
     run_node_task,
     run_wave_task,
+    skipped_node_task,
 )
 from prefect_dbt_orchestrator.domain.manifest import Node
-from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.outcomes import (
+    NodeResult,
+    NodeStatus,
+    failure_line,
+    missing_result,
+)
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
 
 
+def _status_words(result: NodeResult) -> str:
+    """``success``, or ``success (pass)`` when dbt's own word says more."""
+    dbt = result.dbt_status.value if result.dbt_status else None
+    return (
+        result.status.value
+        if dbt in (None, result.status.value)
+        else f"{result.status.value} ({dbt})"
+    )
+
+
 @attrs.define
 class ProgressLog:
-    """Logs every end as ``[done/total]``, failures at error level, as they happen."""
+    """Logs every end as ``[done/total]``, failures at error level with dbt's
+    cause, as they happen; and shows each skipped node as a task run in a
+    Skipped state, so the Prefect UI lists every planned node."""
 
     logger: logging.Logger | logging.LoggerAdapter[Any]
     total: int
     done: int = 0
+    skip_runs: list[PrefectFuture[Any]] = attrs.Factory(list)
 
     def ended(self, result: NodeResult) -> None:
         self.done += 1
         duration = f" in {result.timing.duration_seconds:.2f}s" if result.timing else ""
-        dbt_status = f" ({result.dbt_status.value})" if result.dbt_status else ""
-        status = f"{result.status.value}{dbt_status}"
-        line = f"[{self.done}/{self.total}] {status} {result.unique_id}{duration}"
+        line = f"[{self.done}/{self.total}] {_status_words(result)} {result.unique_id}{duration}"
         if result.status is NodeStatus.ERROR:
-            message = result.error.message.splitlines()[0] if result.error else ""
-            self.logger.error("%s: %s", line, message)
+            self.logger.error("%s: %s", line, failure_line(result))
         else:
             self.logger.info("%s", line)
 
     def skipped(self, progress: Progress) -> None:
         for skip in progress.skipped:
             self.done += 1
+            upstream = ", ".join(skip.failed_upstream)
             self.logger.warning(
                 "[%d/%d] skipped %s (upstream failure: %s)",
                 self.done,
                 self.total,
                 skip.unique_id,
-                ", ".join(skip.failed_upstream),
+                upstream,
             )
+            reason = f"{skip.reason}: {upstream}"
+            self.skip_runs.append(skipped_node_task.submit(skip.unique_id, reason))
+
+    def wait(self) -> None:
+        """Wait for the Skipped task runs (a flow must not end before its tasks)."""
+        for future in self.skip_runs:
+            future.wait()
 
 
 def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
@@ -134,6 +158,7 @@ def run_per_node(
         progress = schedule.complete(uid, result)
         log.skipped(progress)
         waiting.extend(progress.ready)
+    log.wait()
     return dict(schedule.results)
 
 
@@ -145,10 +170,16 @@ def run_per_wave(
     batch = list(schedule.ready())
     index = 0
     while batch:
-        task = run_wave_task.with_options(name=f"wave-{index}", task_run_name=f"wave-{index}")
-        results = task(
-            run_key, batch, options.retries, options.retry_delay_seconds, options.retry_tests
+        task = run_wave_task.with_options(task_run_name=f"wave-{index}")
+        state = task(
+            run_key,
+            batch,
+            options.retries,
+            options.retry_delay_seconds,
+            options.retry_tests,
+            return_state=True,
         )
+        results = _wave_results(state)
         upcoming: list[str] = []
         for uid in batch:
             result = results.get(uid) or missing_result(uid)
@@ -158,4 +189,17 @@ def run_per_wave(
             upcoming.extend(progress.ready)
         batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
         index += 1
+    log.wait()
     return dict(schedule.results)
+
+
+def _wave_results(state: State[dict[str, NodeResult]]) -> Mapping[str, NodeResult]:
+    """A wave task's results, whether it completed or failed with WaveFailed."""
+    value: object = state.result(raise_on_failure=False)
+    if isinstance(value, WaveFailed):
+        return value.results
+    if isinstance(value, BaseException):
+        raise value
+    if isinstance(value, dict):
+        return {uid: r for uid, r in value.items() if isinstance(r, NodeResult)}
+    return {}

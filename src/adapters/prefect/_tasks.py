@@ -14,14 +14,16 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
-from prefect import task
+from prefect import State, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import task_run
+from prefect.states import Completed
 
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.graph import TEST_TYPES
 from prefect_dbt_orchestrator.domain.manifest import Node
-from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus, failure_line
 from prefect_dbt_orchestrator.domain.plan import PlannedNode
 from prefect_dbt_orchestrator.domain.schedule import blocks_dependents
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
@@ -55,15 +57,36 @@ def registered(context: RunContext) -> Iterator[str]:
             del _RUNS[key]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class NodeFailed(Exception):
-    """Raised by a node task so Prefect marks it failed (and retries it)."""
+    """Raised by a node task so Prefect marks it failed (and retries it).
+
+    Its repr is its one-line message: Prefect writes the repr into its log
+    lines and state messages, where a dataclass dump would be noise.
+    """
 
     result: NodeResult
 
     def __str__(self) -> str:
-        message = self.result.error.message if self.result.error else "failed"
-        return f"{self.result.unique_id}: {message}"
+        result = self.result
+        status = result.dbt_status.value if result.dbt_status else result.status.value
+        return f"{result.unique_id} {status}: {failure_line(result)}"
+
+    __repr__ = __str__
+
+
+@attrs.frozen(repr=False)
+class WaveFailed(Exception):
+    """Raised by a wave task holding a failed node, so Prefect marks the wave
+    Failed; it carries every result of the wave."""
+
+    results: Mapping[str, NodeResult]
+
+    def __str__(self) -> str:
+        failed = [str(NodeFailed(r)) for _, r in sorted(self.results.items()) if r.is_failure]
+        return f"{len(failed)} node(s) of the wave failed: " + "; ".join(failed)
+
+    __repr__ = __str__
 
 
 @contextlib.contextmanager
@@ -93,10 +116,22 @@ def run_node_task(run_key: str, unique_id: str) -> NodeResult:
     return result
 
 
+@task(
+    name="dbt-skipped",
+    task_run_name="{unique_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    log_prints=False,
+)
+def skipped_node_task(unique_id: str, reason: str) -> State[None]:
+    """A task run that shows a node dbt would skip, in a state named Skipped."""
+    return Completed(name="Skipped", message=f"{unique_id} skipped: {reason}")
+
+
 def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> bool:
     if result.status is not NodeStatus.ERROR:
         return False
-    return retry_tests or planned.resource_type.value not in ("test", "unit_test")
+    return retry_tests or planned.resource_type not in TEST_TYPES
 
 
 @task(name="dbt-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
@@ -124,4 +159,6 @@ def run_wave_task(
         ]
         if not todo:
             break
+    if any(blocks_dependents(context.planned[uid], r) for uid, r in results.items()):
+        raise WaveFailed(results)
     return results

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+import attrs
+from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
+from prefect.states import Failed
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
 from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
@@ -26,18 +28,19 @@ from prefect_dbt_orchestrator.adapters.prefect._driver import (
     run_per_node,
     run_per_wave,
 )
+from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
 from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
-from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, plan_selection
 from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed, OptionsConflictError
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
-from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph
+from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
-from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
+from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
@@ -140,9 +143,16 @@ class PrefectDbtOrchestrator:
         target: str | None = None,
         extra_cli_args: Sequence[str] | None = None,
         selector: str | None = None,
+        *,
+        resource_types: Sequence[str] = (),
+        exclude_resource_types: Sequence[str] = (),
+        indirect_selection: str = "eager",
     ) -> dict[str, dict[str, Any]]:
         """Build the selected nodes (models, seeds, snapshots, tests) like ``dbt build``.
 
+        ``resource_types``, ``exclude_resource_types`` and ``indirect_selection``
+        are dbt's ``--resource-type``, ``--exclude-resource-type`` and
+        ``--indirect-selection`` (eager, cautious, buildable, empty).
         Returns the result dict keyed by unique_id (see the README).
 
         Raises:
@@ -150,7 +160,14 @@ class PrefectDbtOrchestrator:
                 (raised after everything else ran; it carries the results).
             PlanError: bad input (selector, flags, manifest), before anything runs.
         """
-        request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
+        request = SelectionRequest(
+            select=select or (),
+            exclude=exclude or (),
+            selector=selector,
+            resource_types=tuple(resource_types),
+            exclude_resource_types=tuple(exclude_resource_types),
+            indirect_selection=indirect_selection,
+        )
         return self._run(request, self.options.test_strategy, full_refresh, target, extra_cli_args)
 
     def run_seed(
@@ -204,10 +221,34 @@ class PrefectDbtOrchestrator:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
         invocation = self._invocation(full_refresh, target, extra)
-        if FlowRunContext.get() is None:
-            adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute)
-            return adhoc(request, strategy, invocation, warnings)
-        return self._execute(request, strategy, invocation, warnings)
+        if FlowRunContext.get() is not None:
+            return self._execute(request, strategy, invocation, warnings)
+        # Called outside a flow: run in a flow of our own, which ends Failed
+        # when a node errored, whatever raise_on_failure says for the caller.
+        adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
+        state = adhoc(request, strategy, invocation, warnings, return_state=True)
+        outcome: object = state.result(raise_on_failure=False)
+        if isinstance(outcome, DbtBuildFailed):
+            if self.options.raise_on_failure:
+                raise outcome
+            return outcome.results
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[return-value]  # the flow's return value
+
+    def _execute_in_own_flow(
+        self,
+        request: SelectionRequest,
+        strategy: TestStrategy,
+        invocation: InvocationOptions,
+        warnings: tuple[str, ...],
+    ) -> dict[str, dict[str, Any]] | State[Any]:
+        """The build as a flow of its own: Failed (with the results) when a node
+        errored, returned as a state so that Prefect logs no traceback for it."""
+        try:
+            return self._execute(request, strategy, invocation, warnings, raise_errors=True)
+        except DbtBuildFailed as failed:
+            return Failed(message=str(failed), data=failed)
 
     def _invocation(
         self, full_refresh: bool, target: str | None, extra: tuple[str, ...]
@@ -245,7 +286,7 @@ class PrefectDbtOrchestrator:
         check_extra_args(tuple(extra_cli_args or ()))
         request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
         invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
-        return self._plan(request, self.options.test_strategy, invocation, fresh=False)[1]
+        return self._plan(request, self.options.test_strategy, invocation, fresh=False)
 
     def _plan(
         self,
@@ -254,7 +295,9 @@ class PrefectDbtOrchestrator:
         invocation: InvocationOptions,
         *,
         fresh: bool,
-    ) -> tuple[DbtGraph, BuildPlan]:
+    ) -> BuildPlan:
+        """The plan, through ``plan_selection`` (the CLI's ``plan`` and ``ls`` use it too);
+        it carries the planned nodes (``.nodes``) and dbt's selection ``.warnings``."""
         manifest = self.executor.load_manifest(
             target=invocation.target, extra_args=invocation.extra_args, fresh=fresh
         )
@@ -262,12 +305,10 @@ class PrefectDbtOrchestrator:
             self.settings.project_dir,
             target_dir=self.settings.target_dir,
             state_path=self.options.state_path,
+            manifest_path=self.manifest_path,
         )
-        graph = build_graph(manifest)
-        selection = self.selector.select(manifest, request, context)
-        plan = plan_build(graph, selection.unique_ids, strategy)
-        reasons = {uid: selection.reasons.get(uid, "selected") for uid in plan.nodes}
-        return graph, BuildPlan(plan, reasons)
+        engine = None if isinstance(self.selector, PythonSelector) else self.selector.select
+        return plan_selection(manifest, request, context, strategy, selector=engine)
 
     def _execute(
         self,
@@ -275,39 +316,46 @@ class PrefectDbtOrchestrator:
         strategy: TestStrategy,
         invocation: InvocationOptions,
         warnings: tuple[str, ...],
+        raise_errors: bool | None = None,
     ) -> dict[str, dict[str, Any]]:
         logger = _logger()
         for warning in warnings:
             logger.warning("%s", warning)
         started = time.perf_counter()
-        graph, build_plan = self._plan(request, strategy, invocation, fresh=True)
+        build_plan = self._plan(request, strategy, invocation, fresh=True)
         plan = build_plan.plan
+        for warning in build_plan.warnings:  # a selector term that matched nothing, as dbt warns
+            logger.warning("%s", warning)
         logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
-        results = self._run_plan(plan, graph, invocation, ProgressLog(logger, plan.node_count))
+        results = self._run_plan(
+            plan, build_plan.nodes, invocation, ProgressLog(logger, plan.node_count)
+        )
         for line in summary_lines(results, time.perf_counter() - started):
             logger.info("%s", line)
         if self.options.create_summary_artifact:
             publish_summary(results)
         payload = results_to_dict(results)
-        if self.options.raise_on_failure and any(
-            r.status is NodeStatus.ERROR for r in results.values()
-        ):
+        raising = self.options.raise_on_failure if raise_errors is None else raise_errors
+        if raising and any(r.status is NodeStatus.ERROR for r in results.values()):
             raise DbtBuildFailed(payload)
         return payload
 
     def _run_plan(
-        self, plan: Plan, graph: DbtGraph, invocation: InvocationOptions, log: ProgressLog
+        self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions, log: ProgressLog
     ) -> dict[str, NodeResult]:
         if not plan.nodes:
             return {}
+        count = self.options.concurrency
+        if self.options.execution_mode is ExecutionMode.PER_WAVE and count is not None:
+            # A wave is one dbt invocation: at most `concurrency` of its nodes
+            # at once is dbt's own --threads for that invocation.
+            invocation = attrs.evolve(invocation, threads=min(invocation.threads or count, count))
         context = RunContext(
-            self.executor, graph.members, plan.nodes, invocation, self.options.concurrency_limit
+            self.executor, nodes, plan.nodes, invocation, self.options.concurrency_limit
         )
-        self.executor.start_run(
-            [graph.members[uid] for uid in sorted(plan.nodes)], options=invocation
-        )
+        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=invocation)
         try:
-            with registered(context) as key:
+            with registered(context) as key, engine_lines_quieted():
                 if self.options.execution_mode is ExecutionMode.PER_NODE:
                     return run_per_node(plan, context, key, self.options, log)
                 return run_per_wave(plan, key, self.options, log)

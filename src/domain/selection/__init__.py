@@ -20,6 +20,7 @@ from prefect_dbt_orchestrator.domain.selection.errors import (
     SelectionError,
     SelectorDefinitionError,
     SelectorSyntaxError,
+    StateRequiredError,
     UnknownMethodError,
     UnknownSelectorError,
 )
@@ -38,6 +39,7 @@ from prefect_dbt_orchestrator.domain.selection.request import (
     Selection,
     SelectionContext,
     SelectionRequest,
+    no_match_warning,
 )
 
 __all__ = [
@@ -58,8 +60,10 @@ __all__ = [
     "SelectorDefinitionError",
     "SelectorSyntaxError",
     "Spec",
+    "StateRequiredError",
     "UnknownMethodError",
     "UnknownSelectorError",
+    "no_match_warning",
     "parse_cli",
     "parse_term",
     "parse_union",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from prefect_dbt_orchestrator.domain.graph import DbtGraph
 from prefect_dbt_orchestrator.domain.manifest import Manifest
 from prefect_dbt_orchestrator.domain.selection.definitions import indirect_mode, parse_selectors
 from prefect_dbt_orchestrator.domain.selection.errors import InvalidFlagError, UnknownSelectorError
@@ -103,13 +104,17 @@ def select(
     manifest: Manifest,
     request: SelectionRequest,
     context: SelectionContext | None = None,
+    *,
+    graph: DbtGraph | None = None,
 ) -> Selection:
-    """The unique_ids ``dbt ls`` would list for ``request``, each with its reason.
+    """The unique_ids ``dbt ls`` would list for ``request``, each with its reason,
+    and the command-line terms that matched nothing (dbt warns about each).
 
     Args:
         manifest: the project's manifest.
         request: the selection flags.
         context: data from outside the manifest (files, YAML selectors, artifacts).
+        graph: ``build_graph(manifest)``, when the caller has it already.
 
     Raises:
         SelectionError: the request cannot be answered; the message names the term
@@ -118,11 +123,11 @@ def select(
     context = context if context is not None else SelectionContext()
     kept = resource_types(request)
     spec = request_spec(manifest, request, context)
-    index = build_index(manifest, context)
+    index = build_index(manifest, context, graph)
     outcome = evaluate(index, spec)
     chosen = {
         uid: why
         for uid, why in outcome.direct.items()
         if index.graph.members[uid].resource_type.value in kept
     }
-    return Selection(frozenset(chosen), chosen)
+    return Selection(frozenset(chosen), chosen, outcome.unmatched)

@@ -13,8 +13,9 @@ names the problem and the fix. All subclass ``PlanError`` (a ``ValueError``).
         ├── UnknownSelectorError             ``--selector`` names no YAML selector
         ├── SelectorDefinitionError          a YAML selector definition is malformed
         ├── InvalidFlagError                 a bad ``--resource-type`` / ``--indirect-selection``
-        └── MissingSelectionDataError        ``state:`` without a state manifest, ``path:``
-                                             without the root project's files...
+        └── MissingSelectionDataError        ``path:`` without the root project's files...
+            └── StateRequiredError           ``state:``/``result:``/``source_status:`` without
+                                             the previous run's artifacts (``--state``)
 """
 
 from __future__ import annotations
@@ -120,3 +121,9 @@ class MissingSelectionDataError(SelectionError):
 
     def __str__(self) -> str:
         return f"cannot answer selector {self.term!r}: it needs {self.needs}; {self.fix}"
+
+
+@attrs.frozen
+class StateRequiredError(MissingSelectionDataError):
+    """A ``state:``, ``result:`` or ``source_status:`` term, but the previous run's
+    artifacts are missing: no state directory was set, or it lacks the file."""

@@ -6,7 +6,8 @@ mode (eager: any parent selected; cautious: all parents; buildable: all
 parents selected or upstream of the selection; empty: none), holding back
 the tests it could not take yet. Unions, intersections and differences
 combine both sets, then re-admit held-back tests whose parents now all meet.
-Every selected id carries the reason it was selected.
+Every selected id carries the reason it was selected, and each command-line
+term that selected nothing is reported (dbt warns about it).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ Picked = dict[str, str]  # unique_id -> why it was selected
 @attrs.frozen
 class Outcome:
     """A spec's selection: ``direct`` is selected; ``held`` are tests held back
-    (cautious/buildable) that a combination may still admit."""
+    (cautious/buildable) that a combination may still admit; ``unmatched`` are
+    the raw command-line terms that selected nothing, in evaluation order."""
 
     direct: Picked
     held: Picked
+    unmatched: tuple[str, ...] = ()
 
 
 def walk(edges: Mapping[str, tuple[str, ...]], start: Iterable[str], depth: int | None) -> Picked:
@@ -181,7 +184,10 @@ def _combination(index: SelectionIndex, combination: Combination) -> Outcome:
     candidates = combine([{**o.held, **o.direct} for o in outcomes])
     direct = _admit_held(index, direct, candidates, combination.indirect)
     held = {uid: why for uid, why in candidates.items() if uid not in direct}
-    return Outcome(direct, held)
+    unmatched = tuple(term for outcome in outcomes for term in outcome.unmatched)
+    if combination.expect_exists and not direct:  # dbt: NoNodesForSelectionCriteria
+        unmatched += (combination.raw,)
+    return Outcome(direct, held, unmatched)
 
 
 def evaluate(index: SelectionIndex, spec: Spec) -> Outcome:

@@ -20,16 +20,16 @@ from prefect_dbt_orchestrator.domain.selection.request import SelectionContext
 
 
 class Table(enum.Enum):
-    """The manifest table a graph member comes from."""
+    """The manifest table a graph member comes from (one per ``MANIFEST_TABLES`` entry)."""
 
     NODES = "nodes"
     SOURCES = "sources"
+    UNIT_TESTS = "unit_tests"
+    FUNCTIONS = "functions"
     EXPOSURES = "exposures"
     METRICS = "metrics"
-    UNIT_TESTS = "unit_tests"
     SEMANTIC_MODELS = "semantic_models"
     SAVED_QUERIES = "saved_queries"
-    FUNCTIONS = "functions"
 
 
 ALL_TABLES = frozenset(Table)
@@ -38,19 +38,6 @@ CONFIGURABLE = frozenset({Table.NODES, Table.SOURCES})
 GROUPABLE = frozenset({Table.NODES, Table.METRICS})
 NODES_AND_UNIT_TESTS = frozenset({Table.NODES, Table.UNIT_TESTS})
 NODES_ONLY = frozenset({Table.NODES})
-
-
-def _tables_of(manifest: Manifest) -> tuple[tuple[Table, Mapping[str, Node]], ...]:
-    return (
-        (Table.NODES, manifest.nodes),
-        (Table.SOURCES, manifest.sources),
-        (Table.EXPOSURES, manifest.exposures),
-        (Table.METRICS, manifest.metrics),
-        (Table.UNIT_TESTS, manifest.unit_tests),
-        (Table.SEMANTIC_MODELS, manifest.semantic_models),
-        (Table.SAVED_QUERIES, manifest.saved_queries),
-        (Table.FUNCTIONS, manifest.functions),
-    )
 
 
 @attrs.frozen
@@ -70,7 +57,7 @@ class SelectionIndex:
     tree: FileTree | None
 
     def members(self, tables: frozenset[Table]) -> Iterator[tuple[str, Node]]:
-        """The (unique_id, node) members of ``tables``, in dbt's table order."""
+        """The (unique_id, node) members of ``tables``, table by table."""
         for table in Table:
             if table in tables:
                 yield from self.by_table[table]
@@ -85,12 +72,20 @@ class SelectionIndex:
         return table is Table.NODES and node.resource_type is ResourceType.TEST
 
 
-def build_index(manifest: Manifest, context: SelectionContext) -> SelectionIndex:
-    """Everything selection reads, computed once."""
-    graph = build_graph(manifest)
+def build_index(
+    manifest: Manifest, context: SelectionContext, graph: DbtGraph | None = None
+) -> SelectionIndex:
+    """Everything selection reads, computed once.
+
+    Args:
+        graph: ``build_graph(manifest)`` when the caller has built it already
+            (the planner does); built here otherwise.
+    """
+    graph = build_graph(manifest) if graph is None else graph
     by_table: dict[Table, tuple[tuple[str, Node], ...]] = {}
     table_of: dict[str, Table] = {}
-    for table, entries in _tables_of(manifest):
+    for name, entries in manifest.tables():
+        table = Table(name)
         members = tuple((uid, n) for uid, n in entries.items() if uid in graph.members)
         by_table[table] = members
         for uid, _ in members:

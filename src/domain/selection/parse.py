@@ -93,12 +93,15 @@ class Combination:
 
     ``indirect`` is the mode used to re-admit tests whose parents only meet
     in the combined set (dbt's ``incorporate_indirect_nodes``).
+    ``expect_exists`` marks a term the user wrote on the command line: dbt
+    warns when it selects nothing (its ``SelectionSpec.expect_exists``).
     """
 
     operator: Operator
     components: tuple[Spec, ...]
     indirect: IndirectSelection = IndirectSelection.EAGER
     raw: str = ""
+    expect_exists: bool = False
 
 
 Spec = Criterion | Combination
@@ -206,10 +209,14 @@ def make_criterion(
 
 
 def parse_union(
-    items: Sequence[str], indirect: IndirectSelection = IndirectSelection.EAGER
+    items: Sequence[str],
+    indirect: IndirectSelection = IndirectSelection.EAGER,
+    *,
+    expect_exists: bool = False,
 ) -> Combination:
     """CLI ``--select``/``--exclude`` values: each is split on spaces (union),
-    each piece on commas (intersection)."""
+    each piece on commas (intersection). With ``expect_exists`` (values the
+    user gave), a piece that selects nothing is reported, as dbt warns."""
     pieces = [piece for item in items for piece in item.split(" ")]
     intersections: list[Spec] = [
         Combination(
@@ -217,6 +224,7 @@ def parse_union(
             tuple(parse_term(part, indirect) for part in piece.split(",")),
             indirect,
             piece,
+            expect_exists,
         )
         for piece in pieces
     ]
@@ -233,6 +241,8 @@ def parse_cli(
     The outer difference keeps dbt's default eager mode: it never re-admits
     tests, only the unions inside do.
     """
-    included = parse_union(select if select else DEFAULT_SELECT, indirect)
-    excluded = parse_union(exclude, indirect)
+    included = parse_union(
+        select if select else DEFAULT_SELECT, indirect, expect_exists=bool(select)
+    )
+    excluded = parse_union(exclude, indirect, expect_exists=True)
     return Combination(Operator.DIFFERENCE, (included, excluded), raw="--select/--exclude")

@@ -76,6 +76,8 @@ class SelectionContext:
         run_results: a previous ``run_results.json`` as parsed JSON (``result:``).
         previous_sources: the previous ``sources.json`` (``source_status:``), and
         current_sources: the current one.
+        state_dir: the state directory those artifacts were read from, if any;
+            errors quote it (None: no state directory was set).
     """
 
     root_project_files: frozenset[str] | None = attrs.field(default=None, converter=_optional_files)
@@ -92,6 +94,12 @@ class SelectionContext:
     current_sources: Mapping[str, Any] | None = attrs.field(
         default=None, converter=_optional_mapping
     )
+    state_dir: str | None = None
+
+
+def no_match_warning(term: str) -> str:
+    """dbt's warning (``NoNodesForSelectionCriteria``, M030) for a term that matched nothing."""
+    return f"The selection criterion '{term}' does not match any enabled nodes"
 
 
 @attrs.frozen
@@ -102,10 +110,18 @@ class Selection:
         unique_ids: the selected unique_ids (what ``dbt ls`` lists).
         reasons: for each selected id, the term that matched it or the
             indirect-selection rule that pulled it in.
+        unmatched: the ``--select``/``--exclude`` terms (each space-separated
+            piece) that matched no enabled node, in the order dbt warns about them.
     """
 
     unique_ids: frozenset[str]
     reasons: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
+    unmatched: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One dbt warning per unmatched term, worded as dbt words it."""
+        return tuple(no_match_warning(term) for term in self.unmatched)
 
     def sorted_ids(self) -> tuple[str, ...]:
         """The selected ids in ``dbt ls`` order (sorted)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType
+from prefect_dbt_orchestrator.domain.manifest import MANIFEST_TABLES, Manifest, Node, ResourceType
 from prefect_dbt_orchestrator.domain.selection.comparisons import (
     HAS_CONFIG,
     HAS_RELATION,
@@ -29,21 +29,11 @@ from prefect_dbt_orchestrator.domain.selection.comparisons import (
 from prefect_dbt_orchestrator.domain.selection.errors import (
     InvalidMethodValueError,
     MissingSelectionDataError,
+    StateRequiredError,
 )
 from prefect_dbt_orchestrator.domain.selection.index import ALL_TABLES, SelectionIndex, Table
 from prefect_dbt_orchestrator.domain.selection.parse import Criterion
 
-# dbt's lookup order for a resource in the state manifest.
-_DOC_TABLES = (
-    "nodes",
-    "sources",
-    "exposures",
-    "metrics",
-    "semantic_models",
-    "unit_tests",
-    "saved_queries",
-    "functions",
-)
 _TABLE_KIND = {
     Table.FUNCTIONS: Kind.FUNCTION,
     Table.SOURCES: Kind.SOURCE,
@@ -66,6 +56,22 @@ STATE_VALUES = (
     "modified.contract",
 )
 _NEEDS_JSON = frozenset(STATE_VALUES) - {"new", "old", "modified.body", "modified.macros"}
+_SET_STATE = (
+    "point the state directory at the target directory of the dbt run to compare with: "
+    "PrefectDbtOrchestrator(state_path=Path(...)), or --state DIR for dbt-orchestrate"
+)
+
+
+def _state_missing(index: SelectionIndex, criterion: Criterion, needs: str) -> StateRequiredError:
+    """The error for a state-reading term whose artifact is missing; ``needs`` names the file."""
+    where = index.context.state_dir
+    if where is None:
+        return StateRequiredError(criterion.raw, needs, _SET_STATE)
+    fix = (
+        f"the state directory {where} has none: point state_path (--state) at the target "
+        "directory of a dbt run that wrote it"
+    )
+    return StateRequiredError(criterion.raw, needs, fix)
 
 
 def _kind(table: Table, node: Node) -> Kind:
@@ -82,7 +88,7 @@ def _kind(table: Table, node: Node) -> Kind:
 
 def _documents(data: Mapping[str, Any]) -> dict[str, Doc]:
     docs: dict[str, Doc] = {}
-    for table in _DOC_TABLES:
+    for table in MANIFEST_TABLES:
         entries = data.get(table) or {}
         for uid, doc in entries.items():
             if isinstance(doc, Mapping):
@@ -197,11 +203,8 @@ def match_state(index: SelectionIndex, criterion: Criterion) -> Iterator[str]:
     .macros|.contract]|unmodified, against ``context.state_manifest``."""
     previous = index.context.state_manifest
     if previous is None:
-        raise MissingSelectionDataError(
-            criterion.raw,
-            "a state manifest to compare with",
-            "pass SelectionContext(state_manifest=...) built from the manifest.json in the "
-            "directory dbt's --state (state_path) points to",
+        raise _state_missing(
+            index, criterion, "the manifest.json of a previous run to compare with"
         )
     if criterion.value not in STATE_VALUES:
         raise InvalidMethodValueError(
@@ -223,12 +226,7 @@ def _results(data: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
 def match_result(index: SelectionIndex, criterion: Criterion) -> Iterator[str]:
     """result:<status>: members whose status in the previous run_results equals the value."""
     if index.context.run_results is None:
-        raise MissingSelectionDataError(
-            criterion.raw,
-            "the previous run's run_results.json",
-            "pass SelectionContext(run_results=...) with the parsed run_results.json "
-            "from the --state directory",
-        )
+        raise _state_missing(index, criterion, "the previous run's run_results.json")
     wanted = {
         r["unique_id"]
         for r in _results(index.context.run_results)
@@ -266,12 +264,13 @@ def match_source_status(index: SelectionIndex, criterion: Criterion) -> Iterator
     """source_status:fresher: sources loaded since the previous freshness check
     (or not checked then)."""
     previous, current = index.context.previous_sources, index.context.current_sources
-    if previous is None or current is None:
+    if previous is None:
+        raise _state_missing(index, criterion, "the previous run's sources.json")
+    if current is None:
         raise MissingSelectionDataError(
             criterion.raw,
-            "the previous and the current sources.json",
-            "pass SelectionContext(previous_sources=..., current_sources=...): the "
-            "--state directory's sources.json and the target directory's",
+            "the current sources.json in the target directory",
+            "run `dbt source freshness` first, which writes it",
         )
     if criterion.value != "fresher":
         raise InvalidMethodValueError(
