@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.cli_args import BlockedFlagError
 from prefect_dbt_orchestrator.domain.errors import (
+    BuildInterrupted,
     DbtBuildFailed,
     OptionsConflictError,
     OrchestrationError,
     PlanError,
+    SchedulerUnavailable,
 )
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
@@ -55,6 +57,7 @@ _LAZY = {
 
 __all__ = [
     "BlockedFlagError",
+    "BuildInterrupted",
     "BuildPlan",
     "DbtBuildFailed",
     "DbtCoreExecutor",
@@ -70,6 +73,7 @@ __all__ = [
     "ProfileNotFoundError",
     "ProjectNotFoundError",
     "RunOptions",
+    "SchedulerUnavailable",
     "TestStrategy",
 ]
 

@@ -2,7 +2,9 @@
 
 Blocked flags would fight the orchestrator (it owns selection, paths and
 logging); flags with a first-class parameter must use that parameter; caveat
-flags pass with a warning because they interact with test scheduling.
+flags pass with a warning because they interact with test scheduling. Every
+spelling dbt's click parser accepts is checked: ``--select=X``, ``-sX``, and
+bundled one-letter flags such as ``-xs X``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ BLOCKED = frozenset(
         "--select",
         "-s",
         "--models",
+        "--model",
         "-m",
         "--exclude",
         "--selector",
@@ -30,13 +33,16 @@ BLOCKED = frozenset(
 )
 FIRST_CLASS = {
     "--full-refresh": "run_build(full_refresh=True)",
+    "-f": "run_build(full_refresh=True)",
     "--target": 'run_build(target="...")',
     "-t": 'run_build(target="...")',
     "--threads": "PrefectDbtOrchestrator(threads=N)",
     "--defer": "PrefectDbtOrchestrator(defer=True)",
+    "--no-defer": "PrefectDbtOrchestrator(defer=False)",
     "--state": "PrefectDbtOrchestrator(state_path=Path(...))",
     "--defer-state": "PrefectDbtOrchestrator(defer_state_path=Path(...))",
     "--favor-state": "PrefectDbtOrchestrator(favor_state=True)",
+    "--no-favor-state": "PrefectDbtOrchestrator(favor_state=False)",
 }
 CAVEATS = {
     "--resource-type": "it can drop tests the orchestrator placed",
@@ -59,8 +65,28 @@ class BlockedFlagError(PlanError):
         return f"extra_cli_args cannot contain {self.flag}: {self.instead}"
 
 
-def _flag_name(arg: str) -> str:
-    return arg.split("=", 1)[0]
+# dbt's one-letter options that take a value (--select, --models, --target,
+# --output, --record-timing-info): in a bundle, the rest of it is their value.
+_SHORT_WITH_VALUE = frozenset("smtor")
+
+
+def flag_names(arg: str) -> tuple[str, ...]:
+    """The dbt options ``arg`` spells, as click reads it.
+
+    ``--select=X`` is ``--select``; ``-sX`` and ``-s=X`` are ``-s``; ``-xs`` is
+    ``-x`` then ``-s`` (click reads one-letter flags until one that takes a
+    value). A value (no leading ``-``) spells none.
+    """
+    if arg.startswith("--"):
+        return (arg.split("=", 1)[0],)
+    if not arg.startswith("-"):
+        return ()
+    names: list[str] = []
+    for letter in arg[1:]:
+        names.append(f"-{letter}")
+        if letter in _SHORT_WITH_VALUE or not letter.isalpha():
+            break
+    return tuple(names)
 
 
 def check_extra_args(args: Sequence[str]) -> tuple[str, ...]:
@@ -70,8 +96,7 @@ def check_extra_args(args: Sequence[str]) -> tuple[str, ...]:
         BlockedFlagError: a blocked flag, or one that has a first-class parameter.
     """
     warnings: list[str] = []
-    for arg in args:
-        name = _flag_name(arg)
+    for name in (name for arg in args for name in flag_names(arg)):
         if name in BLOCKED:
             raise BlockedFlagError(
                 name,

@@ -2,7 +2,9 @@
 
 Reads no files: the caller hands in the parsed JSON and a name for it (the
 path) that errors quote. Unknown keys are ignored; keys dbt always writes are
-required; schema versions v10 to v12 (dbt 1.6 to 1.11) are accepted.
+required; a value of the wrong JSON type, or a node that depends on itself,
+is an error naming its key path (never a node silently dropped or guessed);
+schema versions v10 to v12 (dbt 1.6 to 1.11) are accepted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from prefect_dbt_orchestrator.domain.errors import (
     ManifestKeyError,
     ManifestMalformedError,
     ManifestVersionError,
+)
+from prefect_dbt_orchestrator.domain.json_shape import (
+    BadValue,
+    MissingKey,
+    WrongShape,
+    json_object,
+    require,
+    should_be,
+    strings,
+    table,
+    text,
+    unique_ids,
 )
 from prefect_dbt_orchestrator.domain.manifest import (
     MANIFEST_TABLES,
@@ -38,44 +52,7 @@ from prefect_dbt_orchestrator.domain.manifest import (
 T = TypeVar("T")
 _VERSION = re.compile(r"/manifest/v(\d+)\.json$")
 # Every member table but sources, whose entries are structured as Source.
-_NODE_TABLES = tuple(table for table in MANIFEST_TABLES if table != "sources")
-
-
-class _Missing(Exception):
-    """A required key is absent at ``path`` (turned into ManifestKeyError)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
-
-
-class _WrongShape(Exception):
-    """A value has the wrong JSON type at ``path``."""
-
-    def __init__(self, path: str, expected: str) -> None:
-        super().__init__(path)
-        self.path, self.expected = path, expected
-
-
-def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in data or data[key] is None:
-        raise _Missing(f"{where}.{key}" if where else key)
-    return data[key]
-
-
-def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise _WrongShape(key, "an object keyed by unique_id")
-    return value
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(v) for v in value)
+_NODE_TABLES = tuple(name for name in MANIFEST_TABLES if name != "sources")
 
 
 def _version(value: Any) -> str | None:
@@ -90,34 +67,43 @@ def resource_type_of(value: str) -> AnyResourceType:
         return UnknownResourceType(value)
 
 
-def _config(raw: Any) -> NodeConfig:
-    raw = raw if isinstance(raw, Mapping) else {}
+def _config(raw: Mapping[str, Any]) -> NodeConfig:
     severity = raw.get("severity")
     return NodeConfig(
         enabled=raw.get("enabled", True) is not False,
         materialized=raw.get("materialized"),
         severity=None if severity is None else str(severity),
-        tags=_strings(raw.get("tags")),
+        tags=strings(raw.get("tags"), "config.tags"),
         meta=raw.get("meta") or {},
         raw=raw,
     )
 
 
-def _node_fields(data: Mapping[str, Any], where: str) -> dict[str, Any]:
-    depends = data.get("depends_on") or {}
-    test_meta = data.get("test_metadata") or {}
+def _depends_on(data: Mapping[str, Any], unique_id: str) -> tuple[str, ...]:
+    nodes = unique_ids(json_object(data, "depends_on").get("nodes"), "depends_on.nodes")
+    if unique_id in nodes:  # dbt refuses such a project at parse ("Found a cycle")
+        raise WrongShape("depends_on.nodes", f"lists the node itself ({unique_id})")
+    return nodes
+
+
+def _node_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    unique_id = text(data, "unique_id")
+    config = json_object(data, "config")
+    test_meta = json_object(data, "test_metadata")
     return {
-        "unique_id": _require(data, "unique_id", where),
-        "name": _require(data, "name", where),
-        "resource_type": resource_type_of(_require(data, "resource_type", where)),
-        "package_name": _require(data, "package_name", where),
-        "fqn": _strings(data.get("fqn")),
+        "unique_id": unique_id,
+        "name": text(data, "name"),
+        "resource_type": resource_type_of(text(data, "resource_type")),
+        "package_name": text(data, "package_name"),
+        "fqn": strings(data.get("fqn"), "fqn"),
         "path": data.get("path") or "",
         "original_file_path": data.get("original_file_path") or "",
-        "config": _config(data.get("config")),
-        "tags": _strings(data.get("tags")),
-        "depends_on": _strings(depends.get("nodes")),
-        "depends_on_macros": _strings(depends.get("macros")),
+        "config": _config(config),
+        "tags": strings(data.get("tags"), "tags"),
+        "depends_on": _depends_on(data, unique_id),
+        "depends_on_macros": strings(
+            json_object(data, "depends_on").get("macros"), "depends_on.macros"
+        ),
         "checksum": _checksum(data.get("checksum")),
         "raw_code": data.get("raw_code") or data.get("raw_sql") or "",
         "language": data.get("language"),
@@ -128,7 +114,7 @@ def _node_fields(data: Mapping[str, Any], where: str) -> dict[str, Any]:
         "version": _version(data.get("version")),
         "latest_version": _version(data.get("latest_version")),
         "access": data.get("access"),
-        "group": data.get("group") or (data.get("config") or {}).get("group"),
+        "group": data.get("group") or config.get("group"),
         "test_name": test_meta.get("name"),
         "test_namespace": test_meta.get("namespace"),
         "column_name": data.get("column_name"),
@@ -160,12 +146,12 @@ def _freshness(value: Any) -> FreshnessRule | None:
 
 
 def _structure_node(data: Any, _: type) -> Node:
-    return Node(**_node_fields(data, ""))
+    return Node(**_node_fields(data))
 
 
 def _structure_source(data: Any, _: type) -> Source:
     return Source(
-        **_node_fields(data, ""),
+        **_node_fields(data),
         source_name=data.get("source_name") or "",
         identifier=data.get("identifier"),
         loaded_at_field=data.get("loaded_at_field"),
@@ -175,10 +161,12 @@ def _structure_source(data: Any, _: type) -> Source:
 
 def _structure_macro(data: Any, _: type) -> Macro:
     return Macro(
-        unique_id=_require(data, "unique_id", ""),
-        name=_require(data, "name", ""),
+        unique_id=text(data, "unique_id"),
+        name=text(data, "name"),
         package_name=data.get("package_name") or "",
-        depends_on_macros=_strings((data.get("depends_on") or {}).get("macros")),
+        depends_on_macros=strings(
+            json_object(data, "depends_on").get("macros"), "depends_on.macros"
+        ),
         macro_sql=data.get("macro_sql") or "",
         original_file_path=data.get("original_file_path") or "",
     )
@@ -186,8 +174,8 @@ def _structure_macro(data: Any, _: type) -> Macro:
 
 def _structure_group(data: Any, _: type) -> Group:
     return Group(
-        unique_id=_require(data, "unique_id", ""),
-        name=_require(data, "name", ""),
+        unique_id=text(data, "unique_id"),
+        name=text(data, "name"),
         package_name=data.get("package_name") or "",
         owner=data.get("owner") or {},
     )
@@ -215,10 +203,10 @@ def schema_version(data: Mapping[str, Any], source: str) -> int:
     metadata = data.get("metadata")
     if not isinstance(metadata, Mapping) or not metadata.get("dbt_schema_version"):
         raise ManifestKeyError(source, "metadata.dbt_schema_version")
-    text = str(metadata["dbt_schema_version"])
-    match = _VERSION.search(text)
+    written = str(metadata["dbt_schema_version"])
+    match = _VERSION.search(written)
     if match is None or int(match.group(1)) not in SUPPORTED_SCHEMA_VERSIONS:
-        raise ManifestVersionError(source, text)
+        raise ManifestVersionError(source, written)
     return int(match.group(1))
 
 
@@ -226,38 +214,43 @@ def _each(
     data: Mapping[str, Any], key: str, build: Callable[[Mapping[str, Any]], T]
 ) -> dict[str, T]:
     out: dict[str, T] = {}
-    for uid, raw in _table(data, key).items():
+    for uid, raw in table(data, key).items():
+        where = f'{key}["{uid}"]'
         if not isinstance(raw, Mapping):
-            raise _WrongShape(f'{key}["{uid}"]', "an object")
+            raise should_be(where, "an object", raw)
         try:
             out[uid] = build(raw)
-        except _Missing as missing:
-            raise _Missing(f'{key}["{uid}"].{missing.path}') from None
+        except BadValue as bad:
+            raise bad.under(where) from None
+        if raw["unique_id"] != uid:
+            raise WrongShape(f"{where}.unique_id", f"is {raw['unique_id']!r}, not its key")
     return out
 
 
 def _edges(data: Mapping[str, Any], key: str) -> dict[str, tuple[str, ...]]:
-    return {uid: _strings(ids) for uid, ids in _table(data, key).items()}
+    return {uid: unique_ids(ids, f'{key}["{uid}"]') for uid, ids in table(data, key).items()}
 
 
 def _disabled(data: Mapping[str, Any]) -> dict[str, tuple[Node, ...]]:
     out: dict[str, tuple[Node, ...]] = {}
-    for uid, versions in _table(data, "disabled").items():
+    for uid, versions in table(data, "disabled").items():
         if not isinstance(versions, list):
-            raise _WrongShape(f'disabled["{uid}"]', "a list")
+            raise should_be(f'disabled["{uid}"]', "a list", versions)
         out[uid] = tuple(
             _disabled_entry(raw, f'disabled["{uid}"][{i}]') for i, raw in enumerate(versions)
         )
     return out
 
 
-def _disabled_entry(raw: Mapping[str, Any], where: str) -> Node:
+def _disabled_entry(raw: Any, where: str) -> Node:
+    if not isinstance(raw, Mapping):
+        raise should_be(where, "an object", raw)
     try:
         if raw.get("resource_type") == "source":
             return CONVERTER.structure(raw, Source)
         return CONVERTER.structure(raw, Node)
-    except _Missing as missing:
-        raise _Missing(f"{where}.{missing.path}") from None
+    except BadValue as bad:
+        raise bad.under(where) from None
 
 
 def _metadata(data: Mapping[str, Any], version: int) -> ManifestMetadata:
@@ -273,7 +266,7 @@ def _metadata(data: Mapping[str, Any], version: int) -> ManifestMetadata:
 
 def _build(data: Mapping[str, Any], version: int) -> Manifest:
     for key in ("nodes", "sources"):
-        _require(data, key, "")
+        require(data, key)
     tables: dict[str, Any] = {
         key: _each(data, key, lambda raw: CONVERTER.structure(raw, Node)) for key in _NODE_TABLES
     }
@@ -285,7 +278,7 @@ def _build(data: Mapping[str, Any], version: int) -> Manifest:
         disabled=_disabled(data),
         parent_map=_edges(data, "parent_map"),
         child_map=_edges(data, "child_map"),
-        selectors=_table(data, "selectors"),
+        selectors=table(data, "selectors"),
         **tables,
     )
 
@@ -307,9 +300,9 @@ def structure_manifest(data: Any, *, source: str = "manifest.json") -> Manifest:
     version = schema_version(data, source)
     try:
         return _build(data, version)
-    except _Missing as missing:
+    except MissingKey as missing:
         raise ManifestKeyError(source, missing.path) from None
-    except _WrongShape as wrong:
-        raise ManifestMalformedError(source, f"{wrong.path} should be {wrong.expected}") from None
+    except WrongShape as wrong:
+        raise ManifestMalformedError(source, f"{wrong.path} {wrong.problem}") from None
     except (AttributeError, TypeError, ValueError) as exc:
         raise ManifestMalformedError(source, f"unexpected value ({exc})") from exc

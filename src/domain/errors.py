@@ -16,7 +16,9 @@ across process pools and never repeat their own text.
     │   ├── OptionsConflictError            options that cannot go together
     │   └── UnknownNodeError                a unique_id that is not in the manifest/plan
     ├── ScheduleError (RuntimeError)        a driver fed the schedule out of order
-    └── DbtBuildFailed (RuntimeError)       nodes failed; carries every result
+    ├── DbtBuildFailed (RuntimeError)       nodes failed; carries every result
+    ├── BuildInterrupted (RuntimeError)     stopped before every node ran; carries every result
+    └── SchedulerUnavailable (RuntimeError) the scheduler's API (Prefect) does not answer
 
 Port-specific errors (``ExecutorUnavailable``...) live beside their port.
 """
@@ -169,6 +171,48 @@ class DbtBuildFailed(OrchestrationError, RuntimeError):
         # Prefect writes the repr of a flow's exception into its log: the
         # message, not the whole result dict.
         return f"DbtBuildFailed({str(self)!r})"
+
+
+@attrs.frozen(repr=False)
+class BuildInterrupted(OrchestrationError, RuntimeError):
+    """The build was stopped (a signal, ``stop()``, its timeout) before every
+    node ran; ``results`` holds every planned node, those that did not finish
+    skipped with ``reason``. Raised after the summary and results were written.
+    """
+
+    results: dict[str, dict[str, object]]
+    reason: str
+    signal_number: int = 0
+
+    @property
+    def unfinished(self) -> tuple[str, ...]:
+        return tuple(
+            uid for uid, r in sorted(self.results.items()) if r.get("reason") == self.reason
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reason}: {len(self.unfinished)} node(s) did not finish and are skipped; "
+            "see .results for every node, and run the build again to finish it"
+        )
+
+    def __repr__(self) -> str:
+        return f"BuildInterrupted({str(self)!r})"
+
+
+@attrs.frozen
+class SchedulerUnavailable(OrchestrationError, RuntimeError):
+    """The scheduler's API (Prefect's) does not answer: ``where`` names it."""
+
+    where: str
+    problem: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.where} {self.problem}; start it (`prefect server start`) or set "
+            "PREFECT_API_URL to the /api URL of a server that runs (`prefect config view` "
+            "shows the current one)"
+        )
 
 
 @attrs.frozen

@@ -114,6 +114,17 @@ class Schedule:
         ready = [uid for uid in dict.fromkeys(ready) if uid not in self._results]
         return Progress(tuple(ready), tuple(skips))
 
+    def abandon(self, reason: str) -> tuple[NodeResult, ...]:
+        """End every node that has no result yet as skipped for ``reason`` (an
+        interrupt, a build timeout): the build stops, and each planned node
+        still ends exactly once. Returns those skips, in unique_id order."""
+        ended = tuple(
+            skipped(uid, (), reason) for uid in sorted(self.plan.nodes) if uid not in self._results
+        )
+        for result in ended:
+            self._results[result.unique_id] = result
+        return ended
+
     def _planned(self, unique_id: str) -> PlannedNode:
         try:
             return self.plan.nodes[unique_id]

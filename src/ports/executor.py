@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
 import attrs
@@ -58,6 +58,15 @@ class DbtExecutor(Protocol):
     def finish_run(self) -> None:
         """Run on-run-end hooks and release what ``start_run`` took. Never raises
         for a failing hook (dbt logs it); safe to call twice."""
+        ...
+
+    def cancel(self, unique_ids: Collection[str] | None = None) -> None:
+        """Cancel the warehouse queries of running nodes (every one when None).
+
+        Called from another thread than the one running the node, for an
+        interrupt or a node timeout; the cancelled node's ``run_node`` then
+        returns an error result. Best effort: never raises.
+        """
         ...
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:

@@ -12,7 +12,7 @@ import gc
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,6 +116,9 @@ class OverlapRecorder(DbtExecutor):
 
     def finish_run(self) -> None:
         self._inner.finish_run()
+
+    def cancel(self, unique_ids: Collection[str] | None = None) -> None:
+        self._inner.cancel(unique_ids)
 
     def run_wave(
         self, nodes: Sequence[Node], *, options: InvocationOptions

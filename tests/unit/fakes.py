@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -63,6 +63,7 @@ class FakeExecutor(DbtExecutor):
 
     started: list[tuple[str, ...]] = attrs.Factory(list)
     finished: int = 0
+    cancelled: list[tuple[str, ...] | None] = attrs.Factory(list)
 
     def load_manifest(
         self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
@@ -78,6 +79,10 @@ class FakeExecutor(DbtExecutor):
 
     def finish_run(self) -> None:
         self.finished += 1
+
+    def cancel(self, unique_ids: Collection[str] | None = None) -> None:
+        with self._lock:
+            self.cancelled.append(None if unique_ids is None else tuple(sorted(unique_ids)))
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
         self._enter(node.unique_id)

@@ -106,8 +106,34 @@ def test_the_description_tells_users_what_it_does_and_the_exit_codes() -> None:
     text = build_parser().format_help()
 
     assert "Run a dbt project's DAG under Prefect" in text
-    for code in ("0  success", "1  build: some node failed", "2  bad input"):
+    for code in ("0    success", "1    build: some node errored", "2    bad input"):
         assert code in text
+    for code in ("3    infrastructure", "130  interrupted", "143  terminated"):
+        assert code in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommands_help_ends_with_the_exit_codes(command: str) -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    text = subparsers.choices[command].format_help()
+
+    assert "exit codes:" in text and "--debug" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "debug"),
+    [
+        (["plan"], False),
+        (["--debug", "plan"], True),
+        (["plan", "--debug"], True),
+        (["--debug", "ls", "--debug"], True),
+        (["build", "--debug"], True),
+    ],
+)
+def test_debug_is_taken_before_or_after_the_subcommand(argv: list[str], debug: bool) -> None:
+    assert _parse(*argv).debug is debug
 
 
 # --- --concurrency ------------------------------------------------------------------
@@ -171,6 +197,33 @@ def test_ls_warns_on_stderr_for_each_term_that_matches_nothing(
         "The selection criterion 'gone' does not match any enabled nodes",
     ]
     assert "orders" in out
+
+
+@pytest.mark.parametrize("command", ["ls", "plan"])
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_select_selects_nothing_and_warns_as_dbt_does(
+    layout: Path, command: str, empty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _ls(layout, "-s", empty)
+    argv[0] = command
+
+    assert main(argv) == 0
+
+    out, err = capsys.readouterr()
+    warning = "The selection criterion '' does not match any enabled nodes"
+    # dbt 1.11 splits the value on spaces, as for any --select: one warning per piece
+    assert err.splitlines().count(warning) == len(empty.split(" "))
+    assert out == "" if command == "ls" else out.startswith("BuildPlan: 0 node(s) in 0 wave(s)")
+
+
+def test_an_empty_select_among_others_keeps_the_others(
+    layout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(_ls(layout, "-s", "", "-s", "orders", "--resource-type", "model", "-o", "name")) == 0
+    )
+
+    assert capsys.readouterr().out.split() == ["orders"]
 
 
 def test_ls_quiet_prints_no_warning(layout: Path, capsys: pytest.CaptureFixture[str]) -> None:

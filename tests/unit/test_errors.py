@@ -11,6 +11,7 @@ import pytest
 
 from prefect_dbt_orchestrator.domain import errors
 from prefect_dbt_orchestrator.domain.errors import (
+    BuildInterrupted,
     CycleError,
     DbtBuildFailed,
     ManifestError,
@@ -21,6 +22,7 @@ from prefect_dbt_orchestrator.domain.errors import (
     OrchestrationError,
     PlanError,
     ScheduleError,
+    SchedulerUnavailable,
     UnknownNodeError,
     closest,
 )
@@ -56,6 +58,18 @@ CASES: list[tuple[OrchestrationError, tuple[str, ...]]] = [
         ("per_wave cannot run with max_workers=0", "set max_workers to 1"),
     ),
     (DbtBuildFailed(BUILD_RESULTS), ("model.proj.a", "1 dbt node(s) failed")),
+    (
+        BuildInterrupted(
+            {"model.proj.a": {"status": "skipped", "reason": "build interrupted (SIGINT)"}},
+            "build interrupted (SIGINT)",
+            2,
+        ),
+        ("build interrupted (SIGINT)", "1 node(s) did not finish"),
+    ),
+    (
+        SchedulerUnavailable("the Prefect API at http://127.0.0.1:4200/api", "did not answer"),
+        ("the Prefect API at http://127.0.0.1:4200/api did not answer",),
+    ),
     (
         ExecutorUnavailable("dbt-core", "no profiles.yml found: create one or pass --profiles-dir"),
         ("dbt-core", "no profiles.yml found: create one or pass --profiles-dir"),

@@ -31,6 +31,7 @@ from tests.corpus import manifest
 from tests.unit.builders import manifest_dict, model, seed, source, test, uid
 
 SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v{}.json"
+SOURCE = "target/manifest.json"
 
 CORPUS_COUNTS = {
     "jaffle_shop_duckdb": {"model": 5, "seed": 3, "test": 20},
@@ -296,6 +297,123 @@ def test_a_table_that_is_not_an_object_is_malformed_and_says_what_it_should_be()
         structure_manifest(data)
 
     assert "nodes should be an object keyed by unique_id" in str(raised.value)
+
+
+def _set(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    """A manifest of ``seed s -> model a -> test t`` with ``value`` written at ``path``."""
+    data = manifest_dict(seed("s"), model("a", "s"), test("t", "a"))
+    here: Any = data
+    for key in path[:-1]:
+        here = here[key]
+    here[path[-1]] = value
+    return data
+
+
+A = uid("a")
+WRONG_TYPES: dict[str, tuple[tuple[str | int, ...], Any, str]] = {
+    "nodes as an empty list": (
+        ("nodes",),
+        [],
+        "nodes should be an object keyed by unique_id, not a list",
+    ),
+    "sources as a list": (
+        ("sources",),
+        [],
+        "sources should be an object keyed by unique_id, not a list",
+    ),
+    "a node as a list": (("nodes", A), [], f'nodes["{A}"] should be an object, not a list'),
+    "an int resource_type": (
+        ("nodes", A, "resource_type"),
+        3,
+        f'nodes["{A}"].resource_type should be a string, not int',
+    ),
+    "an object resource_type": (
+        ("nodes", A, "resource_type"),
+        {"model": 1},
+        f'nodes["{A}"].resource_type should be a string, not an object',
+    ),
+    "a list name": (
+        ("nodes", A, "name"),
+        ["a"],
+        f'nodes["{A}"].name should be a string, not a list',
+    ),
+    "depends_on as a list": (
+        ("nodes", A, "depends_on"),
+        [uid("s", "seed")],
+        f'nodes["{A}"].depends_on should be an object, not a list',
+    ),
+    "depends_on.nodes as a string": (
+        ("nodes", A, "depends_on", "nodes"),
+        uid("s", "seed"),
+        f'nodes["{A}"].depends_on.nodes should be a list of unique_ids (strings), not a string',
+    ),
+    "an int in depends_on.nodes": (
+        ("nodes", A, "depends_on", "nodes"),
+        [1],
+        f'nodes["{A}"].depends_on.nodes should be a list of unique_ids (strings), not a list',
+    ),
+    "config as a list": (
+        ("nodes", A, "config"),
+        [],
+        f'nodes["{A}"].config should be an object, not a list',
+    ),
+    "tags as a number": (
+        ("nodes", A, "tags"),
+        5,
+        f'nodes["{A}"].tags should be a list of strings, not int',
+    ),
+    "a parent_map entry as a string": (
+        ("parent_map",),
+        {A: "s"},
+        f'parent_map["{A}"] should be a list of unique_ids (strings)',
+    ),
+    "a disabled entry as a string": (
+        ("disabled",),
+        {A: ["x"]},
+        f'disabled["{A}"][0] should be an object, not a string',
+    ),
+}
+
+
+@pytest.mark.parametrize(("path", "value", "problem"), WRONG_TYPES.values(), ids=list(WRONG_TYPES))
+def test_a_value_of_the_wrong_json_type_is_malformed_naming_its_key_path(
+    path: tuple[str | int, ...], value: Any, problem: str
+) -> None:
+    with pytest.raises(ManifestMalformedError) as raised:
+        structure_manifest(_set(path, value), source=SOURCE)
+
+    assert raised.value.source == SOURCE
+    assert problem in raised.value.problem
+    assert "regenerate it with `dbt parse`" in str(raised.value)
+
+
+def test_a_node_that_depends_on_itself_is_malformed_not_dropped() -> None:
+    data = _set(("nodes", A, "depends_on", "nodes"), [uid("s", "seed"), A])
+
+    with pytest.raises(ManifestMalformedError) as raised:
+        structure_manifest(data, source=SOURCE)
+
+    assert raised.value.problem == f'nodes["{A}"].depends_on.nodes lists the node itself ({A})'
+
+
+def test_a_node_filed_under_another_unique_id_is_malformed() -> None:
+    data = _set(("nodes", A, "unique_id"), uid("b"))
+
+    with pytest.raises(ManifestMalformedError) as raised:
+        structure_manifest(data, source=SOURCE)
+
+    assert raised.value.problem == f"nodes[\"{A}\"].unique_id is '{uid('b')}', not its key"
+
+
+def test_absent_or_null_optional_tables_and_objects_read_as_empty() -> None:
+    data = _set(("nodes", A, "config"), None)
+    data["parent_map"] = None
+    del data["exposures"]
+
+    loaded = structure_manifest(data)
+
+    assert loaded.nodes[A].config.materialized is None
+    assert dict(loaded.parent_map) == {} and dict(loaded.exposures) == {}
 
 
 def test_structuring_does_not_change_the_input_dict() -> None:

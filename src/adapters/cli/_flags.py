@@ -37,6 +37,18 @@ def positive_int(value: str) -> int:
     return number
 
 
+def add_debug_flag(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``--debug``, before or after the subcommand: show the Python traceback of a
+    failure. A subcommand's own flag sets nothing when absent (SUPPRESS), so it
+    never resets ``dbt-orchestrate --debug build``."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="on failure, print the Python traceback too",
+    )
+
+
 def add_dbt_flags(parser: argparse.ArgumentParser, command: str) -> None:
     """The dbt flags of ``command`` (build, plan or ls)."""
     _add_location(parser)

@@ -2,7 +2,30 @@
 
 ``build`` runs the orchestrator inside a Prefect flow; ``plan`` prints what a
 build would run; ``ls`` lists what a selection picks, in ``dbt ls``'s formats.
-Exit codes: 0 success, 1 some node errored, 2 bad input.
+``build`` checks everything it can before its flow run starts (the
+``--results-json`` path, the flags, the selection, the plan), so bad input
+leaves no flow run behind.
+
+Exit codes (``_exit.EXIT_CODES``, shown by ``--help``; the README repeats them):
+
+====  ==================================================================
+0     success: every selected node succeeded, or was skipped by design
+      (``plan`` and ``ls``: even when nothing is selected)
+1     ``build``: some node errored (the flow run ends Failed;
+      ``--results-json`` is written)
+2     bad input, found before anything runs and before a flow run starts:
+      a flag, selector, project, profile, target, manifest, or an
+      unwritable ``--results-json`` path
+3     infrastructure: dbt, the warehouse or the Prefect API is unavailable
+      (``ExecutorUnavailable``, e.g. no dbt adapter for the profile's type;
+      an unreachable or failing ``PREFECT_API_URL``)
+70    internal error: a bug (the traceback is always printed)
+130   interrupted (SIGINT, Ctrl-C)
+143   terminated (SIGTERM)
+====  ==================================================================
+
+Expected failures print one ``dbt-orchestrate: error: ...`` message on
+stderr and no traceback; ``--debug`` (anywhere on the line) adds it.
 """
 
 from __future__ import annotations
@@ -16,22 +39,34 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect_dbt_orchestrator.adapters.cli._exit import (
+    EXIT_CODES,
+    NODE_FAILED,
+    SUCCESS,
+    check_results_path,
+    report,
+)
 from prefect_dbt_orchestrator.adapters.cli._flags import (
     add_dbt_flags,
+    add_debug_flag,
     add_listing_flags,
     dbt_extra_args,
     selection_request,
 )
 from prefect_dbt_orchestrator.adapters.cli._listing import run_ls, run_plan
 from prefect_dbt_orchestrator.domain.errors import (
+    BuildInterrupted,
     DbtBuildFailed,
     OrchestrationError,
-    PlanError,
+    SchedulerUnavailable,
 )
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
 
 if TYPE_CHECKING:
     from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator
+
+# How long the closing check of the Prefect API waits before calling it gone.
+API_CHECK_SECONDS = 3.0
 
 DESCRIPTION = """\
 Run a dbt project's DAG under Prefect, node by node or wave by wave, with
@@ -41,11 +76,6 @@ a `dbt build ...` or `dbt ls ...` line runs unchanged after dbt-orchestrate.
   build  run the selection like `dbt build`, inside a Prefect flow
   plan   print what build would run, wave by wave, without running it
   ls     list what the selection picks, exactly as `dbt ls` lists it
-
-exit codes:
-  0  success (plan and ls: even when nothing is selected)
-  1  build: some node failed (the flow run ends Failed; --results-json is written)
-  2  bad input (a flag, selector, project, profile or manifest), or dbt could not run
 """
 _STRATEGIES = ("immediate", "deferred", "skip")
 _STRATEGY_HELP = "where tests run: right after their parents, after everything, or not at all"
@@ -101,6 +131,28 @@ def _add_build_flags(build: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tag task runs (resource type, materialization, tags)",
     )
+    _add_limit_flags(build)
+
+
+def _add_limit_flags(build: argparse.ArgumentParser) -> None:
+    """Time limits, each in seconds (> 0) and off unless given."""
+    for flag, what in (
+        ("--node-timeout", "cancel a node running longer (a node's prefect_timeout_seconds wins)"),
+        ("--timeout", "stop the whole build after this long, as Ctrl-C does"),
+        ("--concurrency-timeout", "give up waiting for a global concurrency limit's slot"),
+    ):
+        build.add_argument(flag, type=_seconds, default=None, metavar="SECONDS", help=what)
+
+
+def _seconds(value: str) -> float:
+    """An argparse type: a number of seconds greater than 0."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not greater than 0")
+    return seconds
 
 
 def _add_plan_and_ls_flags(plan: argparse.ArgumentParser, ls: argparse.ArgumentParser) -> None:
@@ -117,11 +169,11 @@ def _add_plan_and_ls_flags(plan: argparse.ArgumentParser, ls: argparse.ArgumentP
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``dbt-orchestrate`` argument parser."""
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="dbt-orchestrate",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="dbt-orchestrate", description=DESCRIPTION, epilog=EXIT_CODES, formatter_class=raw
     )
+    add_debug_flag(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {
         "build": "run the selection like `dbt build`, inside a Prefect flow",
@@ -129,13 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
         "ls": "list the selected resources exactly like `dbt ls`",
     }
     subs = {
-        name: commands.add_parser(name, help=text, description=text) for name, text in helps.items()
+        name: commands.add_parser(
+            name, help=text, description=text, epilog=EXIT_CODES, formatter_class=raw
+        )
+        for name, text in helps.items()
     }
     for name, sub in subs.items():
         add_dbt_flags(sub, name)
+        add_debug_flag(sub, top=False)
     _add_build_flags(subs["build"])
     _add_plan_and_ls_flags(subs["plan"], subs["ls"])
     return parser
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:
@@ -145,6 +207,7 @@ def write_json_atomically(path: Path, payload: Any) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump(payload, out, indent=2, sort_keys=True)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; a result file is not
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -175,24 +238,28 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         defer_state_path=args.defer_state,
         favor_state=args.favor_state,
         task_tags=args.task_tags,
+        node_timeout_seconds=args.node_timeout,
+        timeout_seconds=args.timeout,
+        concurrency_timeout_seconds=args.concurrency_timeout,
     )
 
 
 def _build_flow(
     orchestrator: PrefectDbtOrchestrator, request: SelectionRequest, args: argparse.Namespace
 ) -> Callable[..., Any]:
-    """The ``dbt-orchestrate-build`` flow: Failed, holding DbtBuildFailed, when a node errored."""
+    """The ``dbt-orchestrate-build`` flow: Failed when a node errored or dbt could
+    not run, Cancelled when interrupted; the state holds the error."""
     from prefect import flow
-    from prefect.states import Failed
+    from prefect.states import Cancelled, Failed
 
     extra = dbt_extra_args(args)
 
     @flow(name="dbt-orchestrate-build", log_prints=False)
     def dbt_orchestrate_build() -> Any:
         try:
-            return orchestrator.run_build(
-                select=" ".join(request.select) or None,
-                exclude=" ".join(request.exclude) or None,
+            results = orchestrator.run_build(
+                select=" ".join(request.select) if request.select else None,
+                exclude=" ".join(request.exclude) if request.exclude else None,
                 selector=request.selector,
                 full_refresh=args.full_refresh,
                 target=args.target,
@@ -201,30 +268,80 @@ def _build_flow(
                 exclude_resource_types=request.exclude_resource_types,
                 indirect_selection=request.indirect_selection,
             )
-        except DbtBuildFailed as failed:  # a Failed state: Prefect logs no traceback for it
+        except BuildInterrupted as stopped:
+            _keep_results(args.results_json, stopped.results, NODE_FAILED)
+            return Cancelled(message=str(stopped), data=stopped)
+        except DbtBuildFailed as failed:
+            _keep_results(args.results_json, failed.results, NODE_FAILED)
             return Failed(message=str(failed), data=failed)
+        except OrchestrationError as failed:  # returned as a state: Prefect logs no traceback
+            return Failed(message=str(failed), data=failed)
+        _keep_results(args.results_json, results, SUCCESS)
+        return results
 
     return dbt_orchestrate_build
+
+
+def _keep_results(path: Path | None, results: dict[str, Any], code: int) -> None:
+    """Write the results while the flow still runs, then make sure Prefect is
+    still there: when its API went away during the build, Prefect's client would
+    retry the flow's last calls for minutes; the results are safe on disk, so the
+    build ends here with its own exit code and a warning."""
+    from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
+
+    if path is not None:
+        write_json_atomically(path, results)
+    try:
+        check_prefect_api(API_CHECK_SECONDS)
+    except SchedulerUnavailable as lost:
+        where = f"; the results are in {path}" if path is not None else ""
+        print(
+            f"dbt-orchestrate: warning: {lost}. Every node ran, but Prefect's record of this "
+            f"run is incomplete{where}",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _check_build(
+    orchestrator: PrefectDbtOrchestrator, request: SelectionRequest, args: argparse.Namespace
+) -> None:
+    """Plan the build as it will plan itself, outside any flow run: bad input
+    (flags, selection, profile, target) raises here and leaves no flow run."""
+    orchestrator.plan_request(
+        request,
+        full_refresh=args.full_refresh,
+        target=args.target,
+        extra_cli_args=dbt_extra_args(args),
+    )
 
 
 def _run_build(args: argparse.Namespace) -> int:
     import prefect  # noqa: F401  # first: Prefect sets up logging before dbt is imported
 
+    from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
+
+    check_results_path(args.results_json)
+    check_prefect_api()  # in seconds, before anything parses or a flow run starts
     request = selection_request(args)
     orchestrator = _orchestrator(args)
+    _check_build(orchestrator, request, args)
     state = _build_flow(orchestrator, request, args)(return_state=True)
     outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException) and not isinstance(outcome, DbtBuildFailed):
+    if isinstance(outcome, BuildInterrupted):
+        raise outcome  # main exits 128 + its signal's number
+    if isinstance(outcome, DbtBuildFailed):
+        return NODE_FAILED
+    if isinstance(outcome, BaseException):
         raise outcome
-    failed = isinstance(outcome, DbtBuildFailed)
-    results = outcome.results if failed else outcome
-    if args.results_json is not None:
-        write_json_atomically(args.results_json, results)
-    return 1 if failed else 0
+    return SUCCESS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dbt-orchestrate`` console script."""
+    """Entry point of the ``dbt-orchestrate`` console script; returns the exit code
+    (see the module docstring)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "build":
@@ -232,12 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             return run_plan(args)
         return run_ls(args)
-    except PlanError as exc:
-        print(f"dbt-orchestrate: error: {exc}", file=sys.stderr)
-        return 2
-    except OrchestrationError as exc:
-        print(f"dbt-orchestrate: dbt could not run: {exc}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as exc:  # every failure ends as its exit code
+        return report(exc, debug=args.debug)
 
 
 if __name__ == "__main__":

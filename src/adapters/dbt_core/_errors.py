@@ -1,15 +1,25 @@
-"""Errors of the dbt Core adapter, and the one place dbt's exceptions become ours."""
+"""Errors of the dbt Core adapter, and the one place dbt's exceptions become ours.
+
+dbt's reason is kept whole (every line of it, less a bare "Runtime Error"
+heading): "does not have a target named 'x'" is followed by the valid names.
+dbt refusing its input (a profile, target, project file or flag: dbt's
+``DbtConfigError``, ``CompilationError``, ``ParsingError``, usage errors) is
+bad input, a ``PlanError``; anything else that stops dbt is
+``ExecutorUnavailable``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
 from prefect_dbt_orchestrator.domain.errors import PlanError
+from prefect_dbt_orchestrator.domain.redaction import Secrets
 from prefect_dbt_orchestrator.ports.executor import ExecutorUnavailable
 
 BACKEND = "dbt Core"
@@ -45,6 +55,21 @@ class ProfileNotFoundError(PlanError):
 
 
 @attrs.frozen
+class DbtInputError(PlanError):
+    """dbt refused the project, profile, target or a flag; ``reason`` is dbt's own."""
+
+    step: str
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.step} failed: {self.reason}\n"
+            "fix what dbt names above (a flag, profiles.yml, dbt_project.yml or a project "
+            "file); run `dbt parse` in the project to see the same error"
+        )
+
+
+@attrs.frozen
 class MissingAdapterError(ExecutorUnavailable):
     """The profile's warehouse type has no dbt adapter installed (``dbt-<type>``)."""
 
@@ -73,17 +98,50 @@ def missing_adapter(problem: str) -> MissingAdapterError | None:
     )
 
 
+# dbt's bare heading line above its reason ("Runtime Error", "Compilation Error").
+_HEADING = re.compile(r"[A-Z][A-Za-z ]*Error")
+
+
+def dbt_reason(text: str) -> str:
+    """All of dbt's message, less a bare heading line, dedented; never one line of it."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and _HEADING.fullmatch(lines[0].strip()):
+        lines = lines[1:]
+    return textwrap.dedent("\n".join(lines)).strip()
+
+
+def _refuses_input(exc: BaseException) -> bool:
+    """dbt refused what it was given, rather than failing to run."""
+    try:
+        from dbt.cli.exceptions import DbtUsageException
+        from dbt.exceptions import ParsingError
+        from dbt_common.exceptions import CompilationError, DbtConfigError
+    except ImportError:  # no dbt, so it refused nothing
+        return False
+    return isinstance(exc, DbtConfigError | CompilationError | ParsingError | DbtUsageException)
+
+
+def dbt_failure(step: str, exc: BaseException | None, reason: str) -> Exception:
+    """Ours for dbt's failure ``exc`` at ``step`` (``reason``: its text, secrets
+    scrubbed): a missing adapter, dbt refusing its input, or dbt not running."""
+    missing = missing_adapter(reason)
+    if missing is not None:
+        return missing
+    if exc is not None and _refuses_input(exc):
+        return DbtInputError(step, reason)
+    return ExecutorUnavailable(BACKEND, f"{step} failed: {reason}")
+
+
 @contextlib.contextmanager
-def dbt_errors(step: str) -> Iterator[None]:
-    """Turn an exception from dbt itself (not a node failure) into ExecutorUnavailable."""
+def dbt_errors(step: str, secrets: Secrets | None = None) -> Iterator[None]:
+    """Turn an exception from dbt itself (not a node failure) into ours (see
+    ``dbt_failure``), keeping dbt's whole reason, ``secrets`` scrubbed from it."""
     try:
         yield
     except (PlanError, ExecutorUnavailable):
         raise
-    except Exception as exc:  # dbt raises many unrelated classes; all mean "could not run"
-        message = str(exc).strip().splitlines()
-        detail = message[0] if message else type(exc).__name__
-        missing = missing_adapter(str(exc))
-        if missing is not None:
-            raise missing from exc
-        raise ExecutorUnavailable(BACKEND, f"{step} failed: {detail}") from exc
+    except Exception as exc:  # dbt raises many unrelated classes
+        reason = dbt_reason(str(exc)) or type(exc).__name__
+        if secrets is not None:
+            reason = secrets.scrub(reason)
+        raise dbt_failure(step, exc, reason) from exc

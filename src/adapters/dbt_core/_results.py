@@ -1,4 +1,9 @@
-"""dbt's RunResult objects to the domain's NodeResult."""
+"""dbt's RunResult objects to the domain's NodeResult, secrets scrubbed out.
+
+dbt's message for a failing node can echo what the node rendered (a value
+read from a ``DBT_ENV_SECRET*`` variable, a ``--vars`` password): every
+message is scrubbed with the build's ``Secrets`` before it leaves here.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from prefect_dbt_orchestrator.domain.outcomes import (
     Timing,
     contract_status,
 )
+from prefect_dbt_orchestrator.domain.redaction import Secrets
+
+NO_SECRETS = Secrets()
 
 _ERROR_KIND = re.compile(r"^\s*(Database|Compilation|Runtime|Dependency|Parsing) Error")
 
@@ -43,9 +51,15 @@ def error_type(dbt_status: DbtStatus, message: str) -> str:
 
 
 def to_node_result(
-    unique_id: str, result: Any, invocation: Invocation, attempts: int = 1
+    unique_id: str,
+    result: Any,
+    invocation: Invocation,
+    attempts: int = 1,
+    *,
+    secrets: Secrets = NO_SECRETS,
 ) -> NodeResult:
-    """Map one dbt RunResult; the status is dbt's, the message is kept verbatim."""
+    """Map one dbt RunResult; the status is dbt's, the message is dbt's with
+    ``secrets`` scrubbed out."""
     dbt_status = DbtStatus(str(getattr(result.status, "value", result.status)))
     status = contract_status(dbt_status)
     message = result.message or None
@@ -55,7 +69,7 @@ def to_node_result(
         text = message or f"dbt reported {dbt_status.value}"
         error = ErrorInfo(text, error_type(dbt_status, text))
     rows = adapter_response.get("rows_affected")
-    return NodeResult(
+    mapped = NodeResult(
         unique_id=unique_id,
         status=status,
         dbt_status=dbt_status,
@@ -68,12 +82,15 @@ def to_node_result(
         adapter_response=adapter_response,
         attempts=attempts,
     )
+    return secrets.scrub_result(mapped)
 
 
-def crashed(unique_id: str, invocation: Invocation, exc: BaseException) -> NodeResult:
+def crashed(
+    unique_id: str, invocation: Invocation, exc: BaseException, *, secrets: Secrets = NO_SECRETS
+) -> NodeResult:
     """A node whose run raised inside dbt's runner (dbt normally catches these)."""
     now = datetime.now(UTC)
-    return NodeResult(
+    mapped = NodeResult(
         unique_id,
         NodeStatus.ERROR,
         DbtStatus.ERROR,
@@ -82,3 +99,4 @@ def crashed(unique_id: str, invocation: Invocation, exc: BaseException) -> NodeR
         invocation=invocation,
         error=ErrorInfo(str(exc) or type(exc).__name__, type(exc).__name__),
     )
+    return secrets.scrub_result(mapped)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from dbt.adapters.factory import adapter_management, get_adapter
@@ -164,6 +164,28 @@ class DbtSession:
         adapter = get_adapter(task.config)
         with self._in_context(), adapter.connection_named("master"):
             task.safe_run_hooks(adapter, hook_type, {})
+
+    def cancel(self, unique_ids: Collection[str] | None) -> list[str]:
+        """Cancel the running queries of ``unique_ids`` (all when None) through
+        the adapter (DuckDB ``interrupt()``, PostgreSQL's cancel request).
+
+        dbt names each node's connection by its unique_id, as ``dbt build``
+        does when it cancels open connections on Ctrl-C. Returns the names of
+        the connections cancelled; never raises.
+        """
+        task = self._task
+        if task is None:
+            return []
+        manager = get_adapter(task.config).connections
+        cancelled = []
+        with manager.lock:
+            for connection in list(manager.thread_connections.values()):
+                wanted = unique_ids is None or connection.name in unique_ids
+                if wanted and connection.handle is not None and connection.state == "open":
+                    with contextlib.suppress(Exception):  # best effort: the query may just end
+                        manager.cancel(connection)
+                        cancelled.append(str(connection.name))
+        return cancelled
 
     def threads(self) -> int:
         """The thread count dbt's profile (or ``--threads``) asks for."""

@@ -8,8 +8,9 @@ no re-parse, no ``target/*.json`` rewrite, no adapter re-registration per node.
 from __future__ import annotations
 
 import json
+import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     BACKEND,
     ProfileNotFoundError,
     dbt_errors,
+    dbt_failure,
+    dbt_reason,
     missing_adapter,
 )
 from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
@@ -27,6 +30,7 @@ from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_
 from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
+from prefect_dbt_orchestrator.domain.redaction import Secrets, build_secrets, flag_values
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 if TYPE_CHECKING:  # dbt itself is imported when a build starts, not with this module
@@ -73,6 +77,7 @@ class DbtCoreExecutor(DbtExecutor):
         self._root_package: str | None = None
         self._session: DbtSession | None = None
         self._lock = threading.Lock()
+        self._secrets = Secrets()  # the running build's; set by start_run
 
     @property
     def project(self) -> DbtProject:
@@ -119,17 +124,21 @@ class DbtCoreExecutor(DbtExecutor):
 
     @staticmethod
     def _invoke(runner: Any, args: list[str], step: str) -> Any:
-        with dbt_errors(step):
+        # dbt's whole reason ("no target named 'x'" and the valid names), its
+        # --vars values scrubbed: they may hold passwords.
+        secrets = _read_secrets(args)
+        with dbt_errors(step, secrets):
             outcome = runner.invoke(args)
-        if not outcome.success:
-            problem = str(outcome.exception or "it reported failure").strip()
-            missing = missing_adapter(problem)
-            if missing is not None:
-                raise missing
-            if "profile" in problem.lower() and "could not find" in problem.lower():
-                raise ProfileNotFoundError(Path(args[args.index("--profiles-dir") + 1]), problem)
-            raise ExecutorUnavailable(BACKEND, f"{step} failed: {problem.splitlines()[0]}")
-        return outcome.result
+        if outcome.success:
+            return outcome.result
+        if isinstance(outcome.exception, KeyboardInterrupt):  # Ctrl-C while dbt ran: not a failure
+            raise outcome.exception
+        problem = secrets.scrub(dbt_reason(str(outcome.exception or "")) or "it reported failure")
+        lowered = problem.lower()
+        no_profile = "profile" in lowered and "could not find" in lowered
+        if no_profile and missing_adapter(problem) is None:
+            raise ProfileNotFoundError(Path(args[args.index("--profiles-dir") + 1]), problem)
+        raise dbt_failure(step, outcome.exception, problem)
 
     def _console_flags(self) -> tuple[str, ...]:
         return CONSOLE_QUIET if self._quiet else ()
@@ -161,6 +170,7 @@ class DbtCoreExecutor(DbtExecutor):
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
         with self._lock:
             self._close_session()
+            self._secrets = _read_secrets(options.extra_args)
             project = self.project
             args = ["build", *self._location_args(project)]
             args += [*SESSION_FLAGS, *self._console_flags()]
@@ -203,10 +213,16 @@ class DbtCoreExecutor(DbtExecutor):
             raise ExecutorUnavailable(BACKEND, "start_run() was not called before running nodes")
         return self._session
 
+    def cancel(self, unique_ids: Collection[str] | None = None) -> None:
+        session = self._session  # read once: finish_run may close it meanwhile
+        if session is not None:
+            session.cancel(None if unique_ids is None else frozenset(unique_ids))
+
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        args = ("--select", exact_selector(node, self._root_package), *options.dbt_flags())
+        # Reported args keep --vars with its value replaced: it may hold passwords.
         invocation = Invocation(
-            command_for(node.resource_type).value,
-            ("--select", exact_selector(node, self._root_package), *options.dbt_flags()),
+            command_for(node.resource_type).value, self._secrets.redact_args(args)
         )
         return self._run_one(node.unique_id, invocation)
 
@@ -215,17 +231,15 @@ class DbtCoreExecutor(DbtExecutor):
         try:
             dbt_result = session.run(unique_id)
         except Exception as exc:  # dbt's runner normally turns these into results
-            return crashed(unique_id, invocation, exc)
-        return to_node_result(unique_id, dbt_result, invocation)
+            return crashed(unique_id, invocation, exc, secrets=self._secrets)
+        return to_node_result(unique_id, dbt_result, invocation, secrets=self._secrets)
 
     def run_wave(
         self, nodes: Sequence[Node], *, options: InvocationOptions
     ) -> Mapping[str, NodeResult]:
         selectors = [exact_selector(n, self._root_package) for n in nodes]
-        invocation = Invocation(
-            "build",
-            ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags()),
-        )
+        args = ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags())
+        invocation = Invocation("build", self._secrets.redact_args(args))
         workers = max(1, min(len(nodes), options.threads or self._profile_threads()))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbt-wave") as pool:
             futures = {
@@ -271,6 +285,20 @@ def _parse_flags(extra_args: Sequence[str]) -> list[str]:
             elif arg.startswith(f"{flag}="):
                 found.append(arg)
     return found
+
+
+def _read_secrets(extra_args: Sequence[str]) -> Secrets:
+    """What a build must not report: the ``DBT_ENV_SECRET*`` values dbt scrubs,
+    and ``--vars`` (its text, and the strings in it as dbt parses it)."""
+    from dbt.clients.yaml_helper import load_yaml_text
+
+    parsed: list[object] = []
+    for text in flag_values(extra_args, "--vars"):
+        try:
+            parsed.append(load_yaml_text(text))
+        except Exception:  # dbt reports bad --vars itself; its raw text is scrubbed anyway
+            continue
+    return build_secrets(os.environ, extra_args, parsed)
 
 
 def _read_manifest(path: Path) -> Manifest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from prefect import State, Task, tags
 from prefect.futures import PrefectFuture
 
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
 from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     NodeFailed,
     RunContext,
@@ -29,6 +31,7 @@ from prefect_dbt_orchestrator.adapters.prefect._tasks import (
 )
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import (
+    ErrorInfo,
     NodeResult,
     NodeStatus,
     failure_line,
@@ -36,6 +39,10 @@ from prefect_dbt_orchestrator.domain.outcomes import (
 )
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
+
+# How long a stopping build waits for each running node to end once its
+# queries are cancelled; a query that ignores the cancel is left behind.
+WIND_DOWN_SECONDS = 30.0
 
 
 def _status_words(result: NodeResult) -> str:
@@ -82,6 +89,15 @@ class ProgressLog:
             reason = f"{skip.reason}: {upstream}"
             self.skip_runs.append(skipped_node_task.submit(skip.unique_id, reason))
 
+    def abandoned(self, results: tuple[NodeResult, ...]) -> None:
+        """Nodes a stop ended before they finished (no task runs: the build is
+        on its way out)."""
+        for result in results:
+            self.done += 1
+            self.logger.warning(
+                "[%d/%d] skipped %s (%s)", self.done, self.total, result.unique_id, result.reason
+            )
+
     def wait(self) -> None:
         """Wait for the Skipped task runs (a flow must not end before its tasks)."""
         for future in self.skip_runs:
@@ -89,15 +105,25 @@ class ProgressLog:
 
 
 def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
-    """The node's result whether its task returned it or raised NodeFailed."""
+    """The node's result whether its task returned it, raised NodeFailed, or
+    raised something unexpected (that is the node's error, not the build's end)."""
     outcome: object = future.result(raise_on_failure=False)
     if isinstance(outcome, NodeResult):
         return outcome
     if isinstance(outcome, NodeFailed):
         return outcome.result
+    if isinstance(outcome, Exception):
+        return crashed_result(unique_id, outcome)
     if isinstance(outcome, BaseException):
         raise outcome
     return missing_result(unique_id)
+
+
+def crashed_result(unique_id: str, exc: Exception) -> NodeResult:
+    """The error result of a node whose task raised ``exc`` (a bug, an API error)."""
+    kind = type(exc).__name__
+    message = f"the node's task raised {kind}: {exc}".rstrip(": ")
+    return NodeResult(unique_id, NodeStatus.ERROR, message=message, error=ErrorInfo(message, kind))
 
 
 def _notify(ended: queue.Queue[str], unique_id: str) -> Callable[[PrefectFuture[NodeResult]], None]:
@@ -136,68 +162,127 @@ class NodeTasks:
 def run_per_node(
     plan: Plan, context: RunContext, run_key: str, options: RunOptions, log: ProgressLog
 ) -> dict[str, NodeResult]:
-    """Run every planned node as its own task; returns one result per node."""
+    """Run every planned node as its own task; returns one result per node.
+
+    When ``context.stop`` is requested no node starts; the running ones end
+    (their queries cancelled) and every node that did not finish is skipped.
+    """
     schedule = Schedule.start(plan)
     ended: queue.Queue[str] = queue.Queue()
     futures: dict[str, PrefectFuture[NodeResult]] = {}
     waiting = deque(schedule.ready())
     limit = options.concurrency or len(plan.nodes) or 1
     node_tasks = NodeTasks.for_options(options)
-    running = 0
-    while waiting or running:
-        while waiting and running < limit:
-            uid = waiting.popleft()
-            upstream = [futures[p] for p in plan.nodes[uid].waits_for if p in futures]
-            futures[uid] = node_tasks.submit(context.nodes[uid], run_key, upstream)
-            futures[uid].add_done_callback(_notify(ended, uid))
-            running += 1
-        uid = ended.get()
-        running -= 1
-        result = _outcome(uid, futures[uid])
-        log.ended(result)
-        progress = schedule.complete(uid, result)
-        log.skipped(progress)
-        waiting.extend(progress.ready)
+    running: set[str] = set()
+    try:
+        while (waiting or running) and not context.stop.requested:
+            while waiting and len(running) < limit:
+                uid = waiting.popleft()
+                upstream = [futures[p] for p in plan.nodes[uid].waits_for if p in futures]
+                futures[uid] = node_tasks.submit(context.nodes[uid], run_key, upstream)
+                futures[uid].add_done_callback(_notify(ended, uid))
+                running.add(uid)
+            done = _next_end(ended)
+            if done is None or context.stop.requested:
+                continue  # after a stop, _wind_down reads what ended (a cancel, or not)
+            running.discard(done)
+            waiting.extend(_record(schedule, log, _outcome(done, futures[done])))
+    except KeyboardInterrupt:  # SIGINT with no handler of ours (not the main thread)
+        context.stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
+    if context.stop.requested:
+        _wind_down(schedule, log, {uid: futures[uid] for uid in running}, context.stop)
     log.wait()
     return dict(schedule.results)
 
 
+def _next_end(ended: queue.Queue[str]) -> str | None:
+    """The next node that ended, or None after a short wait (to see a stop)."""
+    try:
+        return ended.get(timeout=0.2)
+    except queue.Empty:
+        return None
+
+
+def _record(schedule: Schedule, log: ProgressLog, result: NodeResult) -> tuple[str, ...]:
+    log.ended(result)
+    progress = schedule.complete(result.unique_id, result)
+    log.skipped(progress)
+    return progress.ready
+
+
+def _wind_down(
+    schedule: Schedule,
+    log: ProgressLog,
+    running: Mapping[str, PrefectFuture[NodeResult]],
+    stop: BuildStop,
+) -> None:
+    """After a stop: keep the successes of the nodes still running (their
+    queries are being cancelled), and skip every node that did not finish."""
+    for uid, future in sorted(running.items()):
+        future.wait(timeout=WIND_DOWN_SECONDS)
+        if future.state.is_final():
+            result = _outcome(uid, future)
+            if result.status is NodeStatus.SUCCESS:
+                _record(schedule, log, result)
+    log.abandoned(schedule.abandon(stop.reason or INTERRUPTED))
+
+
 def run_per_wave(
-    plan: Plan, run_key: str, options: RunOptions, log: ProgressLog
+    plan: Plan, run_key: str, options: RunOptions, log: ProgressLog, stop: BuildStop
 ) -> dict[str, NodeResult]:
     """Run each batch of ready nodes as one task (one dbt invocation)."""
     schedule = Schedule.start(plan)
     batch = list(schedule.ready())
     index = 0
-    while batch:
-        task = run_wave_task.with_options(task_run_name=f"wave-{index}")
-        state = task(
-            run_key,
-            batch,
-            options.retries,
-            options.retry_delay_seconds,
-            options.retry_tests,
-            return_state=True,
-        )
-        results = _wave_results(state)
-        upcoming: list[str] = []
-        for uid in batch:
-            result = results.get(uid) or missing_result(uid)
-            log.ended(result)
-            progress = schedule.complete(uid, result)
-            log.skipped(progress)
-            upcoming.extend(progress.ready)
-        batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
-        index += 1
+    try:
+        while batch and not stop.requested:
+            results = _run_wave(run_key, batch, index, options)
+            upcoming: list[str] = []
+            for uid in batch:
+                result = results.get(uid) or missing_result(uid)
+                if _finished(result, stop):
+                    upcoming.extend(_record(schedule, log, result))
+            batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
+            index += 1
+    except KeyboardInterrupt:
+        stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
+    if stop.requested:
+        log.abandoned(schedule.abandon(stop.reason or INTERRUPTED))
     log.wait()
     return dict(schedule.results)
 
 
-def _wave_results(state: State[dict[str, NodeResult]]) -> Mapping[str, NodeResult]:
-    """A wave task's results, whether it completed or failed with WaveFailed."""
+def _finished(result: NodeResult, stop: BuildStop) -> bool:
+    """Whether ``result`` counts: once a stop is requested, only successes do
+    (an error then is most likely the cancel itself)."""
+    return result.status is NodeStatus.SUCCESS or not stop.requested
+
+
+def _run_wave(
+    run_key: str, batch: list[str], index: int, options: RunOptions
+) -> Mapping[str, NodeResult]:
+    task = run_wave_task.with_options(task_run_name=f"wave-{index}")
+    state = task(
+        run_key,
+        batch,
+        options.retries,
+        options.retry_delay_seconds,
+        options.retry_tests,
+        return_state=True,
+    )
+    return _wave_results(state, batch)
+
+
+def _wave_results(
+    state: State[dict[str, NodeResult]], batch: list[str]
+) -> Mapping[str, NodeResult]:
+    """A wave task's results, whether it completed, failed with WaveFailed, or
+    raised something unexpected (then each of its nodes ends with that error)."""
     value: object = state.result(raise_on_failure=False)
     if isinstance(value, WaveFailed):
         return value.results
+    if isinstance(value, Exception):
+        return {uid: crashed_result(uid, value) for uid in batch}
     if isinstance(value, BaseException):
         raise value
     if isinstance(value, dict):

@@ -50,6 +50,9 @@ class RunOptions:
     favor_state: bool = False
     create_summary_artifact: bool = True
     task_tags: bool = False
+    node_timeout_seconds: float | None = None
+    timeout_seconds: float | None = None
+    concurrency_timeout_seconds: float | None = None
 
 
 def _concurrency(
@@ -70,7 +73,21 @@ def _concurrency(
     return concurrency, limit_name
 
 
+_SECONDS = ("node_timeout_seconds", "timeout_seconds", "concurrency_timeout_seconds")
+
+
+def _check_seconds(options: RunOptions) -> None:
+    for name in _SECONDS:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or value <= 0):
+            raise OptionsConflictError(
+                f"{name}={value!r} is not a positive number of seconds",
+                f"pass {name}=<seconds> greater than 0, or None for no limit",
+            )
+
+
 def _check(options: RunOptions) -> None:
+    _check_seconds(options)
     if options.retries < 0 or options.retry_delay_seconds < 0:
         raise OptionsConflictError(
             "retries and retry_delay_seconds cannot be negative", "pass 0 or more"

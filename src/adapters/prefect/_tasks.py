@@ -16,10 +16,17 @@ from collections.abc import Iterator, Mapping, Sequence
 import attrs
 from prefect import State, task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
+from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 from prefect.states import Completed
 
+from prefect_dbt_orchestrator.adapters.prefect._guards import (
+    SlotTimeout,
+    Watchdog,
+    holding_slot,
+    watch_all,
+)
+from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.graph import TEST_TYPES
 from prefect_dbt_orchestrator.domain.manifest import Node
@@ -38,6 +45,9 @@ class RunContext:
     planned: Mapping[str, PlannedNode]
     invocation: InvocationOptions
     concurrency_limit: str | None = None
+    concurrency_timeout: float | None = None
+    timeouts: Mapping[str, float | None] = attrs.Factory(dict)
+    stop: BuildStop = attrs.Factory(BuildStop)
 
 
 _RUNS: dict[str, RunContext] = {}
@@ -89,15 +99,6 @@ class WaveFailed(Exception):
     __repr__ = __str__
 
 
-@contextlib.contextmanager
-def _limited(name: str | None) -> Iterator[None]:
-    if name is None:
-        yield
-    else:
-        with concurrency(name, occupy=1):
-            yield
-
-
 @task(
     name="dbt-node",
     task_run_name="{unique_id}",
@@ -106,11 +107,26 @@ def _limited(name: str | None) -> Iterator[None]:
     log_prints=False,
 )
 def run_node_task(run_key: str, unique_id: str) -> NodeResult:
-    """Run one node; raise NodeFailed when its failure blocks its dependents."""
+    """Run one node; raise NodeFailed when its failure blocks its dependents.
+
+    A node cancelled because the build is stopping returns (is not retried);
+    the driver ends it as interrupted.
+    """
     context = _RUNS[run_key]
-    with _limited(context.concurrency_limit):
-        result = context.executor.run_node(context.nodes[unique_id], options=context.invocation)
+    try:
+        with (
+            holding_slot(
+                context.concurrency_limit, context.concurrency_timeout, unique_id, get_run_logger()
+            ),
+            Watchdog(context.executor, unique_id, context.timeouts.get(unique_id)) as watchdog,
+        ):
+            result = context.executor.run_node(context.nodes[unique_id], options=context.invocation)
+        result = watchdog.judge(result)
+    except SlotTimeout as waited:
+        result = waited.result_for(unique_id)
     result = attrs.evolve(result, attempts=int(task_run.run_count or 1))
+    if context.stop.requested:
+        return result
     if blocks_dependents(context.planned[unique_id], result):
         raise NodeFailed(result)
     return result
@@ -134,6 +150,25 @@ def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> b
     return retry_tests or planned.resource_type not in TEST_TYPES
 
 
+def _run_wave_once(context: RunContext, todo: Sequence[str]) -> dict[str, NodeResult]:
+    """One dbt invocation for ``todo``; each node's timeout counts from its start."""
+    limit, logger = context.concurrency_limit, get_run_logger()
+    label = f"a wave of {len(todo)} node(s)"
+    try:
+        with holding_slot(limit, context.concurrency_timeout, label, logger):
+            dogs = watch_all(context.executor, {uid: context.timeouts.get(uid) for uid in todo})
+            try:
+                batch = context.executor.run_wave(
+                    [context.nodes[uid] for uid in todo], options=context.invocation
+                )
+            finally:
+                for dog in dogs.values():
+                    dog.__exit__()
+    except SlotTimeout as waited:
+        return {uid: waited.result_for(uid) for uid in todo}
+    return {uid: dogs[uid].judge(result) for uid, result in batch.items() if uid in dogs}
+
+
 @task(name="dbt-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def run_wave_task(
     run_key: str, unique_ids: Sequence[str], retries: int, retry_delay: float, retry_tests: bool
@@ -145,13 +180,12 @@ def run_wave_task(
     for attempt in range(1, retries + 2):
         if attempt > 1:
             time.sleep(retry_delay)
-        with _limited(context.concurrency_limit):
-            batch = context.executor.run_wave(
-                [context.nodes[uid] for uid in todo], options=context.invocation
-            )
+        batch = _run_wave_once(context, todo)
         for uid in todo:
             if uid in batch:
                 results[uid] = attrs.evolve(batch[uid], attempts=attempt)
+        if context.stop.requested:
+            return results
         todo = [
             uid
             for uid in todo

@@ -17,25 +17,38 @@ import attrs
 from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
 from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
+from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import publish_summary
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
     run_per_node,
     run_per_wave,
 )
+from prefect_dbt_orchestrator.adapters.prefect._guards import check_limit
 from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._stop import (
+    INTERRUPTED,
+    BuildStop,
+    stop_after,
+    stop_on_signals,
+)
 from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, plan_selection
 from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
-from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed, OptionsConflictError
+from prefect_dbt_orchestrator.domain.errors import (
+    BuildInterrupted,
+    DbtBuildFailed,
+    OptionsConflictError,
+    OrchestrationError,
+)
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
@@ -44,6 +57,7 @@ from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
+from prefect_dbt_orchestrator.domain.timeouts import node_timeout
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
@@ -110,6 +124,9 @@ class PrefectDbtOrchestrator:
         create_summary_artifact: bool = True,
         task_tags: bool = False,
         selection_engine: str | NodeSelector = "python",
+        node_timeout_seconds: float | None = None,
+        timeout_seconds: float | None = None,
+        concurrency_timeout_seconds: float | None = None,
     ) -> None:
         self.options: RunOptions = fold_run_options(
             execution_mode=execution_mode,
@@ -127,6 +144,9 @@ class PrefectDbtOrchestrator:
             favor_state=favor_state,
             create_summary_artifact=create_summary_artifact,
             task_tags=task_tags,
+            node_timeout_seconds=node_timeout_seconds,
+            timeout_seconds=timeout_seconds,
+            concurrency_timeout_seconds=concurrency_timeout_seconds,
         )
         self.settings = settings or PrefectDbtSettings()
         self.manifest_path = Path(manifest_path).resolve() if manifest_path is not None else None
@@ -134,6 +154,8 @@ class PrefectDbtOrchestrator:
             self.settings, manifest_path=self.manifest_path
         )
         self.selector: NodeSelector = _selector_for(selection_engine, self.settings)
+        self._stop: BuildStop | None = None  # the running build's
+        self._last_stop: BuildStop | None = None  # the last build's, read after it ends
 
     def run_build(
         self,
@@ -161,8 +183,8 @@ class PrefectDbtOrchestrator:
             PlanError: bad input (selector, flags, manifest), before anything runs.
         """
         request = SelectionRequest(
-            select=select or (),
-            exclude=exclude or (),
+            select=select,
+            exclude=exclude,
             selector=selector,
             resource_types=tuple(resource_types),
             exclude_resource_types=tuple(exclude_resource_types),
@@ -179,9 +201,7 @@ class PrefectDbtOrchestrator:
         extra_cli_args: Sequence[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Load the selected seeds only, like ``dbt seed``."""
-        request = SelectionRequest(
-            select=select or (), exclude=exclude or (), resource_types=("seed",)
-        )
+        request = SelectionRequest(select=select, exclude=exclude, resource_types=("seed",))
         return self._run(request, TestStrategy.SKIP, full_refresh, target, extra_cli_args)
 
     def run_snapshot(
@@ -192,9 +212,7 @@ class PrefectDbtOrchestrator:
         extra_cli_args: Sequence[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Run the selected snapshots only, like ``dbt snapshot``."""
-        request = SelectionRequest(
-            select=select or (), exclude=exclude or (), resource_types=("snapshot",)
-        )
+        request = SelectionRequest(select=select, exclude=exclude, resource_types=("snapshot",))
         return self._run(request, TestStrategy.SKIP, False, target, extra_cli_args)
 
     def run_test(
@@ -206,7 +224,7 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, dict[str, Any]]:
         """Run the data and unit tests of the selection, like ``dbt test``."""
         request = SelectionRequest(
-            select=select or (), exclude=exclude or (), resource_types=("test", "unit_test")
+            select=select, exclude=exclude, resource_types=("test", "unit_test")
         )
         return self._run(request, TestStrategy.IMMEDIATE, False, target, extra_cli_args)
 
@@ -224,10 +242,14 @@ class PrefectDbtOrchestrator:
         if FlowRunContext.get() is not None:
             return self._execute(request, strategy, invocation, warnings)
         # Called outside a flow: run in a flow of our own, which ends Failed
-        # when a node errored, whatever raise_on_failure says for the caller.
+        # when a node errored, whatever raise_on_failure says for the caller;
+        # first make sure the Prefect API answers (in seconds, not 25 s of retries).
+        check_prefect_api()
         adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
         state = adhoc(request, strategy, invocation, warnings, return_state=True)
         outcome: object = state.result(raise_on_failure=False)
+        if isinstance(outcome, BuildInterrupted):
+            raise outcome
         if isinstance(outcome, DbtBuildFailed):
             if self.options.raise_on_failure:
                 raise outcome
@@ -247,8 +269,10 @@ class PrefectDbtOrchestrator:
         errored, returned as a state so that Prefect logs no traceback for it."""
         try:
             return self._execute(request, strategy, invocation, warnings, raise_errors=True)
-        except DbtBuildFailed as failed:
-            return Failed(message=str(failed), data=failed)
+        except BuildInterrupted as stopped:  # the flow run ends Cancelled
+            return Cancelled(message=str(stopped), data=stopped)
+        except OrchestrationError as failed:  # a node error, or the build could not run:
+            return Failed(message=str(failed), data=failed)  # a state, so no traceback
 
     def _invocation(
         self, full_refresh: bool, target: str | None, extra: tuple[str, ...]
@@ -284,9 +308,30 @@ class PrefectDbtOrchestrator:
             PlanError: bad input (selector, flags, manifest).
         """
         check_extra_args(tuple(extra_cli_args or ()))
-        request = SelectionRequest(select=select or (), exclude=exclude or (), selector=selector)
+        request = SelectionRequest(select=select, exclude=exclude, selector=selector)
         invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
         return self._plan(request, self.options.test_strategy, invocation, fresh=False)
+
+    def plan_request(
+        self,
+        request: SelectionRequest,
+        *,
+        full_refresh: bool = False,
+        target: str | None = None,
+        extra_cli_args: Sequence[str] | None = None,
+    ) -> BuildPlan:
+        """The plan ``run_build()`` makes for ``request``, made as it makes it (the
+        manifest parsed afresh), without running anything. Call it before
+        starting a flow run, so that bad input fails with no flow run at all.
+
+        Raises:
+            PlanError: bad input (selector, flags, manifest, profile).
+            ExecutorUnavailable: dbt could not parse the project.
+        """
+        extra = tuple(extra_cli_args or ())
+        check_extra_args(extra)
+        invocation = self._invocation(full_refresh, target, extra)
+        return self._plan(request, self.options.test_strategy, invocation, fresh=True)
 
     def _plan(
         self,
@@ -318,23 +363,31 @@ class PrefectDbtOrchestrator:
         warnings: tuple[str, ...],
         raise_errors: bool | None = None,
     ) -> dict[str, dict[str, Any]]:
+        from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
+
         logger = _logger()
-        for warning in warnings:
-            logger.warning("%s", warning)
-        started = time.perf_counter()
-        build_plan = self._plan(request, strategy, invocation, fresh=True)
-        plan = build_plan.plan
-        for warning in build_plan.warnings:  # a selector term that matched nothing, as dbt warns
-            logger.warning("%s", warning)
-        logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
-        results = self._run_plan(
-            plan, build_plan.nodes, invocation, ProgressLog(logger, plan.node_count)
-        )
-        for line in summary_lines(results, time.perf_counter() - started):
-            logger.info("%s", line)
-        if self.options.create_summary_artifact:
-            publish_summary(results)
+        # One build per target dir, refused before _plan parses or writes target/.
+        with build_lock(self.settings.target_dir):
+            for warning in warnings:
+                logger.warning("%s", warning)
+            started = time.perf_counter()
+            build_plan = self._plan(request, strategy, invocation, fresh=True)
+            plan = build_plan.plan
+            for warning in build_plan.warnings:  # a selector term that matched nothing
+                logger.warning("%s", warning)
+            logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
+            results = self._run_plan(
+                plan, build_plan.nodes, invocation, ProgressLog(logger, plan.node_count)
+            )
+            for line in summary_lines(results, time.perf_counter() - started):
+                logger.info("%s", line)
+            if self.options.create_summary_artifact:
+                publish_summary(results)
         payload = results_to_dict(results)
+        stopped = self._last_stop
+        if stopped is not None and stopped.requested:  # after the summary, as a failure is
+            reason = stopped.reason or INTERRUPTED
+            raise BuildInterrupted(payload, reason, stopped.signal_number or 0)
         raising = self.options.raise_on_failure if raise_errors is None else raise_errors
         if raising and any(r.status is NodeStatus.ERROR for r in results.values()):
             raise DbtBuildFailed(payload)
@@ -343,21 +396,57 @@ class PrefectDbtOrchestrator:
     def _run_plan(
         self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions, log: ProgressLog
     ) -> dict[str, NodeResult]:
+        self._last_stop = None
         if not plan.nodes:
             return {}
-        count = self.options.concurrency
-        if self.options.execution_mode is ExecutionMode.PER_WAVE and count is not None:
+        options = self.options
+        if options.concurrency_limit is not None:
+            check_limit(options.concurrency_limit)  # before anything runs
+        context = self._context(plan, nodes, invocation)
+        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=invocation)
+        self._stop = self._last_stop = context.stop
+        try:
+            with (
+                registered(context) as key,
+                engine_lines_quieted(),
+                stop_on_signals(context.stop),
+                stop_after(context.stop, options.timeout_seconds),
+            ):
+                if options.execution_mode is ExecutionMode.PER_NODE:
+                    return run_per_node(plan, context, key, options, log)
+                return run_per_wave(plan, key, options, log, context.stop)
+        finally:
+            self._stop = None
+            self.executor.finish_run()
+
+    def _context(
+        self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions
+    ) -> RunContext:
+        """What the build's tasks share; a stop cancels every running query."""
+        options = self.options
+        count = options.concurrency
+        if options.execution_mode is ExecutionMode.PER_WAVE and count is not None:
             # A wave is one dbt invocation: at most `concurrency` of its nodes
             # at once is dbt's own --threads for that invocation.
             invocation = attrs.evolve(invocation, threads=min(invocation.threads or count, count))
-        context = RunContext(
-            self.executor, nodes, plan.nodes, invocation, self.options.concurrency_limit
+        stop = BuildStop()
+        stop.when_requested(self.executor.cancel)
+        return RunContext(
+            self.executor,
+            nodes,
+            plan.nodes,
+            invocation,
+            options.concurrency_limit,
+            options.concurrency_timeout_seconds,
+            {uid: node_timeout(nodes[uid], options.node_timeout_seconds) for uid in plan.nodes},
+            stop,
         )
-        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=invocation)
-        try:
-            with registered(context) as key, engine_lines_quieted():
-                if self.options.execution_mode is ExecutionMode.PER_NODE:
-                    return run_per_node(plan, context, key, self.options, log)
-                return run_per_wave(plan, key, self.options, log)
-        finally:
-            self.executor.finish_run()
+
+    def stop(self, reason: str = "build stopped by stop()") -> None:
+        """Stop the build this orchestrator is running (from another thread): no
+        node starts, running queries are cancelled, every node that did not
+        finish ends skipped, and ``run_build`` raises ``BuildInterrupted``
+        after writing the summary. Does nothing when no build runs."""
+        stop = self._stop
+        if stop is not None:
+            stop.request(reason)

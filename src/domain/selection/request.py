@@ -17,6 +17,9 @@ from prefect_dbt_orchestrator.domain.manifest import Manifest, frozen_mapping
 
 
 def _strings(value: Any) -> tuple[str, ...]:
+    """``None`` is "not passed"; a string, even an empty one, is one flag value."""
+    if value is None:
+        return ()
     if isinstance(value, str):
         return (value,)
     return tuple(value)
@@ -36,8 +39,12 @@ class SelectionRequest:
 
     Attributes:
         select: ``--select`` values; each is a space-separated union, as on the CLI.
-            Empty means the flag was not passed (dbt's default selection).
-        exclude: ``--exclude`` values, same format.
+            Empty (or None) means the flag was not passed (dbt's default selection).
+            An empty or blank string is a value, not "not passed": as in dbt
+            1.11 (``dbt ls --select ''``), it selects nothing and warns
+            ``The selection criterion '' does not match any enabled nodes``;
+            it never means the whole project.
+        exclude: ``--exclude`` values, same format (``''`` excludes nothing, and warns).
         selector: a YAML selector name (``--selector``); when given, dbt ignores
             ``select`` and ``exclude``.
         resource_types: ``--resource-type`` values (repeats are unioned; ``all`` and

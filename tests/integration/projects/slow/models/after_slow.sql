@@ -1,0 +1,1 @@
+select hits from {{ ref('slow') }}
