@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from prefect_dbt_orchestrator.adapters.dbt_core._errors import MissingAdapterError, missing_adapter
-from prefect_dbt_orchestrator.adapters.prefect._logs import EngineLineFilter
+from prefect_dbt_orchestrator.adapters.prefect._logs import EngineLineFilter, SlotTimeoutFilter
 from prefect_dbt_orchestrator.adapters.prefect._tasks import NodeFailed, WaveFailed
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
@@ -161,3 +161,14 @@ def test_a_missing_adapter_without_an_extra_names_dbts_package() -> None:
 
 def test_other_dbt_failures_are_not_taken_for_a_missing_adapter() -> None:
     assert missing_adapter("Database Error: connection refused") is None
+
+
+def test_the_concurrency_services_line_for_a_timed_out_slot_wait_is_dropped() -> None:
+    line = (
+        "Service 'ConcurrencySlotAcquisitionWithLeaseService' failed to process item (1, "
+        "'concurrency', 3, None, 300, False, None, <Future raised TimeoutError>)"
+    )
+    other = "Service 'EventsWorker' failed to process item Event(...)"
+
+    assert not SlotTimeoutFilter().filter(_record(line, ""))
+    assert SlotTimeoutFilter().filter(_record(other, ""))

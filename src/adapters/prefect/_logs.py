@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from prefect_dbt_orchestrator.adapters.prefect._tasks import NodeFailed, WaveFailed
 
 TASK_LOGGER = "prefect.task_runs"
+CONCURRENCY_LOGGER = "prefect._internal.concurrency"
 OUR_TASKS = frozenset({"dbt-node", "dbt-wave", "dbt-skipped"})
 _EXPECTED = (NodeFailed, WaveFailed)
 _EXPECTED_NAMES = tuple(kind.__name__ for kind in _EXPECTED)
@@ -39,13 +40,26 @@ class EngineLineFilter(logging.Filter):
         return True
 
 
+class SlotTimeoutFilter(logging.Filter):
+    """Drops the concurrency service's error line for a slot wait that timed
+    out: the node's own result and progress line say it, with the limit's name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("ConcurrencySlotAcquisition" in message and "TimeoutError" in message)
+
+
 @contextlib.contextmanager
 def engine_lines_quieted() -> Iterator[None]:
-    """Install the filter on Prefect's task-run logger for the ``with`` body."""
-    logger = logging.getLogger(TASK_LOGGER)
-    line_filter = EngineLineFilter()
-    logger.addFilter(line_filter)
+    """Install the filters on Prefect's loggers for the ``with`` body."""
+    installed = (
+        (logging.getLogger(TASK_LOGGER), EngineLineFilter()),
+        (logging.getLogger(CONCURRENCY_LOGGER), SlotTimeoutFilter()),
+    )
+    for logger, line_filter in installed:
+        logger.addFilter(line_filter)
     try:
         yield
     finally:
-        logger.removeFilter(line_filter)
+        for logger, line_filter in installed:
+            logger.removeFilter(line_filter)

@@ -13,32 +13,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Failed
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
+from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
 from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
 from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import publish_summary
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
-    run_per_node,
-    run_per_wave,
 )
-from prefect_dbt_orchestrator.adapters.prefect._guards import check_limit
-from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
     INTERRUPTED,
     BuildStop,
-    stop_after,
-    stop_on_signals,
 )
-from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, plan_selection
 from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
@@ -57,7 +51,6 @@ from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
-from prefect_dbt_orchestrator.domain.timeouts import node_timeout
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
@@ -363,8 +356,6 @@ class PrefectDbtOrchestrator:
         warnings: tuple[str, ...],
         raise_errors: bool | None = None,
     ) -> dict[str, dict[str, Any]]:
-        from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
-
         logger = _logger()
         # One build per target dir, refused before _plan parses or writes target/.
         with build_lock(self.settings.target_dir):
@@ -396,51 +387,12 @@ class PrefectDbtOrchestrator:
     def _run_plan(
         self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions, log: ProgressLog
     ) -> dict[str, NodeResult]:
-        self._last_stop = None
-        if not plan.nodes:
-            return {}
-        options = self.options
-        if options.concurrency_limit is not None:
-            check_limit(options.concurrency_limit)  # before anything runs
-        context = self._context(plan, nodes, invocation)
-        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=invocation)
-        self._stop = self._last_stop = context.stop
+        run = PlanRun(plan, nodes, invocation, self.options)
+        self._stop = self._last_stop = run.stop
         try:
-            with (
-                registered(context) as key,
-                engine_lines_quieted(),
-                stop_on_signals(context.stop),
-                stop_after(context.stop, options.timeout_seconds),
-            ):
-                if options.execution_mode is ExecutionMode.PER_NODE:
-                    return run_per_node(plan, context, key, options, log)
-                return run_per_wave(plan, key, options, log, context.stop)
+            return run_plan(self.executor, run, log)
         finally:
             self._stop = None
-            self.executor.finish_run()
-
-    def _context(
-        self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions
-    ) -> RunContext:
-        """What the build's tasks share; a stop cancels every running query."""
-        options = self.options
-        count = options.concurrency
-        if options.execution_mode is ExecutionMode.PER_WAVE and count is not None:
-            # A wave is one dbt invocation: at most `concurrency` of its nodes
-            # at once is dbt's own --threads for that invocation.
-            invocation = attrs.evolve(invocation, threads=min(invocation.threads or count, count))
-        stop = BuildStop()
-        stop.when_requested(self.executor.cancel)
-        return RunContext(
-            self.executor,
-            nodes,
-            plan.nodes,
-            invocation,
-            options.concurrency_limit,
-            options.concurrency_timeout_seconds,
-            {uid: node_timeout(nodes[uid], options.node_timeout_seconds) for uid in plan.nodes},
-            stop,
-        )
 
     def stop(self, reason: str = "build stopped by stop()") -> None:
         """Stop the build this orchestrator is running (from another thread): no

@@ -1,0 +1,94 @@
+"""Run a plan under Prefect: the build's shared context, its guards, its driver.
+
+The orchestrator plans; this module runs the plan it gets: it checks a named
+concurrency limit, opens the executor's session, installs what stops a build
+(signals, the build timeout) and hands the plan to the per-node or per-wave
+driver. Every planned node comes back with exactly one result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from prefect_dbt_orchestrator.adapters.prefect._driver import (
+    ProgressLog,
+    run_per_node,
+    run_per_wave,
+)
+from prefect_dbt_orchestrator.adapters.prefect._guards import check_limit
+from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop, stop_after, stop_on_signals
+from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.execution import ExecutionMode
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
+from prefect_dbt_orchestrator.domain.plan import Plan
+from prefect_dbt_orchestrator.domain.timeouts import node_timeout
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor
+
+
+@attrs.frozen
+class PlanRun:
+    """One build's plan with what running it needs."""
+
+    plan: Plan
+    nodes: Mapping[str, Node]
+    invocation: InvocationOptions
+    options: RunOptions
+    stop: BuildStop = attrs.Factory(BuildStop)
+
+
+def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str, NodeResult]:
+    """Run ``run.plan`` with ``executor``; ``run.stop`` stops it.
+
+    Raises:
+        ConcurrencyLimitError: the named limit cannot give a slot (before anything runs).
+        ExecutorUnavailable: dbt cannot start.
+    """
+    if not run.plan.nodes:
+        return {}
+    options = run.options
+    if options.concurrency_limit is not None:
+        check_limit(options.concurrency_limit)
+    context = _context(executor, run)
+    executor.start_run([run.nodes[uid] for uid in sorted(run.plan.nodes)], options=run.invocation)
+    try:
+        with (
+            registered(context) as key,
+            engine_lines_quieted(),
+            stop_on_signals(run.stop),
+            stop_after(run.stop, options.timeout_seconds),
+        ):
+            if options.execution_mode is ExecutionMode.PER_NODE:
+                return run_per_node(run.plan, context, key, options, log)
+            return run_per_wave(run.plan, key, options, log, run.stop)
+    finally:
+        executor.finish_run()
+
+
+def _context(executor: DbtExecutor, run: PlanRun) -> RunContext:
+    """What the build's tasks share; a stop cancels every running query."""
+    options, invocation = run.options, run.invocation
+    count = options.concurrency
+    if options.execution_mode is ExecutionMode.PER_WAVE and count is not None:
+        # A wave is one dbt invocation: at most `concurrency` of its nodes at
+        # once is dbt's own --threads for that invocation.
+        invocation = attrs.evolve(invocation, threads=min(invocation.threads or count, count))
+    run.stop.when_requested(executor.cancel)
+    timeouts = {
+        uid: node_timeout(run.nodes[uid], options.node_timeout_seconds) for uid in run.plan.nodes
+    }
+    return RunContext(
+        executor,
+        run.nodes,
+        run.plan.nodes,
+        invocation,
+        options.concurrency_limit,
+        options.concurrency_timeout_seconds,
+        timeouts,
+        run.stop,
+    )
