@@ -235,3 +235,46 @@ def test_the_api_lost_mid_build_loses_no_result(
     assert {uid: r["status"] for uid, r in results.items()} == dict.fromkeys(
         (SLOW, AFTER, FAST_A, FAST_B), "success"
     )
+
+
+LIBRARY_BUILD = """
+import json, sys
+from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
+project = sys.argv[1]
+settings = PrefectDbtSettings(project_dir=project, profiles_dir=project)
+orchestrator = PrefectDbtOrchestrator(settings=settings, execution_mode="per_node")
+results = orchestrator.run_build(exclude="slow_with_limit", extra_cli_args=sys.argv[3:])
+open(sys.argv[2], "w").write(json.dumps(results))
+"""
+
+
+def test_the_api_lost_mid_build_outside_a_flow_still_returns_the_results(
+    slow_project: SlowProject, tmp_path: Path, reaped: list[subprocess.Popen[str]]
+) -> None:
+    home, out = tmp_path / "prefect-home", tmp_path / "returned.json"
+    api_url = started(home)
+    # Prefect's client retries a dead API (5 times by default); 1 keeps the test short.
+    env = {**os.environ, **slow_project.env, "PREFECT_API_URL": api_url}
+    env["PREFECT_CLIENT_MAX_RETRIES"] = "1"
+    command = [sys.executable, "-c", LIBRARY_BUILD, str(slow_project.project_dir), str(out)]
+    try:
+        process = subprocess.Popen(
+            [*command, "--vars", "{slow_rows: 20000}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        reaped.append(process)
+        _wait_for(slow_project.marker, process)
+        helper(home, "stop")
+        output, _ = process.communicate(timeout=DEADLINE_SECONDS * 2)
+    finally:
+        helper(home, "stop")
+
+    assert process.returncode == 0, output[-4000:]
+    assert "Prefect's record of this run is incomplete" in output
+    returned = json.loads(out.read_text())
+    assert {uid: r["status"] for uid, r in returned.items()} == dict.fromkeys(
+        (SLOW, AFTER, FAST_A, FAST_B), "success"
+    )

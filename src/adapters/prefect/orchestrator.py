@@ -149,6 +149,7 @@ class PrefectDbtOrchestrator:
         self.selector: NodeSelector = _selector_for(selection_engine, self.settings)
         self._stop: BuildStop | None = None  # the running build's
         self._last_stop: BuildStop | None = None  # the last build's, read after it ends
+        self._last_payload: dict[str, dict[str, Any]] | None = None  # its results, likewise
 
     def run_build(
         self,
@@ -238,9 +239,16 @@ class PrefectDbtOrchestrator:
         # when a node errored, whatever raise_on_failure says for the caller;
         # first make sure the Prefect API answers (in seconds, not 25 s of retries).
         check_prefect_api()
+        self._last_payload = None
         adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
-        state = adhoc(request, strategy, invocation, warnings, return_state=True)
-        outcome: object = state.result(raise_on_failure=False)
+        try:
+            state = adhoc(request, strategy, invocation, warnings, return_state=True)
+            outcome: object = state.result(raise_on_failure=False)
+        except Exception as exc:  # Prefect itself failed, e.g. its API went away
+            outcome = exc
+        payload = self._built()
+        if not isinstance(outcome, OrchestrationError | dict) and payload is not None:
+            outcome = self._results_despite_prefect(outcome, payload)
         if isinstance(outcome, BuildInterrupted):
             raise outcome
         if isinstance(outcome, DbtBuildFailed):
@@ -250,6 +258,24 @@ class PrefectDbtOrchestrator:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome  # type: ignore[return-value]  # the flow's return value
+
+    def _built(self) -> dict[str, dict[str, Any]] | None:
+        """The results of the build that ran last (set by ``_execute``)."""
+        return self._last_payload
+
+    def _results_despite_prefect(
+        self, problem: object, payload: dict[str, dict[str, Any]]
+    ) -> object:
+        """The build ran to its end but Prefect failed after it (its API went
+        away): the results are not lost, only Prefect's record of the run."""
+        _LOG.warning(
+            "Prefect failed after the build ended (%s): every node ran and these are its "
+            "results, but Prefect's record of this run is incomplete",
+            problem,
+        )
+        if any(r.get("status") == "error" for r in payload.values()):
+            return DbtBuildFailed(payload)
+        return payload
 
     def _execute_in_own_flow(
         self,
@@ -375,6 +401,7 @@ class PrefectDbtOrchestrator:
             if self.options.create_summary_artifact:
                 publish_summary(results)
         payload = results_to_dict(results)
+        self._last_payload = payload
         stopped = self._last_stop
         if stopped is not None and stopped.requested:  # after the summary, as a failure is
             reason = stopped.reason or INTERRUPTED
