@@ -59,14 +59,19 @@ class Secrets:
         return tuple(out)
 
     def scrub_result(self, result: NodeResult) -> NodeResult:
-        """``result`` with its message and error message scrubbed."""
+        """``result`` with its message, error message and the text values of its
+        adapter response scrubbed."""
         if not self.values:
             return result
         message = None if result.message is None else self.scrub(result.message)
         error = result.error
         if error is not None:
             error = ErrorInfo(self.scrub(error.message), error.type)
-        return attrs.evolve(result, message=message, error=error)
+        response = {
+            key: self.scrub(value) if isinstance(value, str) else value
+            for key, value in result.adapter_response.items()
+        }
+        return attrs.evolve(result, message=message, error=error, adapter_response=response)
 
 
 def secret_env_values(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -107,6 +107,19 @@ def test_scrub_result_scrubs_the_message_and_the_error_message_and_keeps_the_res
     assert attrs.evolve(scrubbed, message=result.message, error=result.error) == result
 
 
+def test_scrub_result_scrubs_the_text_of_the_adapter_response_too() -> None:
+    result = attrs.evolve(
+        _failed("boom"), adapter_response={"_message": f"SET token={TOKEN}", "rows_affected": 3}
+    )
+
+    scrubbed = Secrets([TOKEN]).scrub_result(result)
+
+    assert dict(scrubbed.adapter_response) == {
+        "_message": f"SET token={REDACTED}",
+        "rows_affected": 3,
+    }
+
+
 def test_scrub_result_without_secrets_returns_the_result_itself() -> None:
     result = _failed("boom")
 
