@@ -24,6 +24,10 @@ from prefect_dbt_orchestrator.adapters.local.project_files import selection_cont
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
 from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._composition import (
+    results_despite_prefect,
+    selector_for,
+)
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
 )
@@ -40,7 +44,6 @@ from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import (
     BuildInterrupted,
     DbtBuildFailed,
-    OptionsConflictError,
     OrchestrationError,
 )
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
@@ -55,24 +58,6 @@ from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
-
-
-def _selector_for(engine: str | NodeSelector, settings: PrefectDbtSettings) -> NodeSelector:
-    """The selector for ``selection_engine``.
-
-    "python" (the default), "dbt" (runs ``dbt ls``), or any NodeSelector.
-    """
-    if not isinstance(engine, str):
-        return engine
-    if engine == "python":
-        return PythonSelector()
-    if engine == "dbt":
-        from prefect_dbt_orchestrator.adapters.dbt_core.ls_selector import DbtLsSelector
-
-        return DbtLsSelector(settings)
-    raise OptionsConflictError(
-        f"selection_engine={engine!r} is not known", 'use "python" (default) or "dbt" (runs dbt ls)'
-    )
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
@@ -146,7 +131,7 @@ class PrefectDbtOrchestrator:
         self.executor: DbtExecutor = executor or DbtCoreExecutor(
             self.settings, manifest_path=self.manifest_path
         )
-        self.selector: NodeSelector = _selector_for(selection_engine, self.settings)
+        self.selector: NodeSelector = selector_for(selection_engine, self.settings)
         self._stop: BuildStop | None = None  # the running build's
         self._last_stop: BuildStop | None = None  # the last build's, read after it ends
         self._last_payload: dict[str, dict[str, Any]] | None = None  # its results, likewise
@@ -248,7 +233,7 @@ class PrefectDbtOrchestrator:
             outcome = exc
         payload = self._built()
         if not isinstance(outcome, OrchestrationError | dict) and payload is not None:
-            outcome = self._results_despite_prefect(outcome, payload)
+            outcome = results_despite_prefect(outcome, payload)
         if isinstance(outcome, BuildInterrupted):
             raise outcome
         if isinstance(outcome, DbtBuildFailed):
@@ -262,20 +247,6 @@ class PrefectDbtOrchestrator:
     def _built(self) -> dict[str, dict[str, Any]] | None:
         """The results of the build that ran last (set by ``_execute``)."""
         return self._last_payload
-
-    def _results_despite_prefect(
-        self, problem: object, payload: dict[str, dict[str, Any]]
-    ) -> object:
-        """The build ran to its end but Prefect failed after it (its API went
-        away): the results are not lost, only Prefect's record of the run."""
-        _LOG.warning(
-            "Prefect failed after the build ended (%s): every node ran and these are its "
-            "results, but Prefect's record of this run is incomplete",
-            problem,
-        )
-        if any(r.get("status") == "error" for r in payload.values()):
-            return DbtBuildFailed(payload)
-        return payload
 
     def _execute_in_own_flow(
         self,
