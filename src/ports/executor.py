@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import attrs
@@ -74,10 +75,18 @@ class DbtExecutor(Protocol):
         ...
 
     def run_wave(
-        self, nodes: Sequence[Node], *, options: InvocationOptions
+        self,
+        nodes: Sequence[Node],
+        *,
+        options: InvocationOptions,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
         """Run several independent nodes in one invocation.
 
-        Returns one result per node given, keyed by unique_id.
+        Each node runs inside ``around_node(unique_id)``, entered as the node
+        starts and left as it ends, so a node's timeout counts from its own
+        start, not the wave's (a backend that cannot tell enters it for every
+        node for the whole invocation). Returns one result per node given,
+        keyed by unique_id.
         """
         ...

@@ -12,8 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +30,15 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from prefect_dbt_orchestrator import (
+    DbtCoreExecutor,
     ExecutionMode,
     PrefectDbtOrchestrator,
     PrefectDbtSettings,
 )
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import BuildInterrupted
+from prefect_dbt_orchestrator.domain.manifest import Node
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 from tests.integration.conftest import copy_project
 from tests.integration.test_demo_script import helper, started
 
@@ -107,6 +113,60 @@ def test_a_nodes_own_timeout_in_its_meta_applies_without_a_build_wide_one(
 
     assert results[WITH_LIMIT]["error"]["type"] == "NodeTimeout"
     assert "timed out after 2 s" in results[WITH_LIMIT]["error"]["message"]
+
+
+class WatchedWaves(DbtCoreExecutor):
+    """A real executor noting, as each node of a wave starts, which node
+    watchdogs are armed (timer threads named after their node, not cancelled)."""
+
+    def __init__(self, settings: PrefectDbtSettings) -> None:
+        super().__init__(settings)
+        self.live_at_start: dict[str, set[str]] = {}
+
+    def run_wave(
+        self,
+        nodes: Sequence[Node],
+        *,
+        options: InvocationOptions,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
+    ) -> Mapping[str, NodeResult]:
+        assert around_node is not None
+
+        @contextmanager
+        def noted(unique_id: str) -> Iterator[None]:
+            self.live_at_start[unique_id] = {
+                t.name.removeprefix("watchdog ")
+                for t in threading.enumerate()
+                if isinstance(t, threading.Timer)
+                and t.name.startswith("watchdog ")
+                and not t.finished.is_set()
+            }
+            with around_node(unique_id):
+                yield
+
+        return super().run_wave(nodes, options=options, around_node=noted)
+
+
+def test_a_wave_nodes_timeout_counts_from_its_own_start_not_the_waves(
+    slow_project: SlowProject,
+) -> None:
+    settings = PrefectDbtSettings(
+        project_dir=slow_project.project_dir, profiles_dir=slow_project.project_dir
+    )
+    executor = WatchedWaves(settings)
+    orchestrator = PrefectDbtOrchestrator(
+        settings=settings, executor=executor, execution_mode=ExecutionMode.PER_WAVE,
+        node_timeout_seconds=600, threads=1, raise_on_failure=False,
+        create_summary_artifact=False,
+    )  # fmt: skip
+
+    # one wave, one dbt thread: the two nodes run one after the other
+    results = _in_flow(lambda: orchestrator.run_build(select="fast_a slow_with_limit"))
+
+    assert executor.live_at_start == {FAST_A: set(), WITH_LIMIT: set()}
+    assert results[WITH_LIMIT]["error"]["type"] == "NodeTimeout"
+    assert "timed out after 2 s" in results[WITH_LIMIT]["error"]["message"]
+    assert results[FAST_A]["status"] == "success"
 
 
 @MODES
@@ -253,9 +313,9 @@ def test_the_api_lost_mid_build_outside_a_flow_still_returns_the_results(
 ) -> None:
     home, out = tmp_path / "prefect-home", tmp_path / "returned.json"
     api_url = started(home)
-    # Prefect's client retries a dead API (5 times by default); 1 keeps the test short.
+    # Prefect's default client retries (5, with back-off): the build must not wait them out.
     env = {**os.environ, **slow_project.env, "PREFECT_API_URL": api_url}
-    env["PREFECT_CLIENT_MAX_RETRIES"] = "1"
+    env.pop("PREFECT_CLIENT_MAX_RETRIES", None)
     command = [sys.executable, "-c", LIBRARY_BUILD, str(slow_project.project_dir), str(out)]
     try:
         process = subprocess.Popen(

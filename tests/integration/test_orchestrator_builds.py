@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,9 +122,13 @@ class OverlapRecorder(DbtExecutor):
         self._inner.cancel(unique_ids)
 
     def run_wave(
-        self, nodes: Sequence[Node], *, options: InvocationOptions
+        self,
+        nodes: Sequence[Node],
+        *,
+        options: InvocationOptions,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
-        return self._inner.run_wave(nodes, options=options)
+        return self._inner.run_wave(nodes, options=options, around_node=around_node)
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
         with self._lock:

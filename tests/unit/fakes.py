@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -93,11 +94,16 @@ class FakeExecutor(DbtExecutor):
                 self.running -= 1
 
     def run_wave(
-        self, nodes: Sequence[Node], *, options: InvocationOptions
+        self,
+        nodes: Sequence[Node],
+        *,
+        options: InvocationOptions,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
         self.waves.append(tuple(n.unique_id for n in nodes))
         for node in nodes:
-            self._enter(node.unique_id)
+            with around_node(node.unique_id) if around_node else nullcontext():
+                self._enter(node.unique_id)
         with self._lock:
             self.running -= len(nodes)
         return {n.unique_id: self._result(n, "build") for n in nodes}

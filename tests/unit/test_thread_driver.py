@@ -183,8 +183,10 @@ class ForgetfulExecutor(FakeExecutor):
 
     forget: str = ""
 
-    def run_wave(self, nodes: Any, *, options: InvocationOptions) -> Mapping[str, NodeResult]:
-        results = dict(super().run_wave(nodes, options=options))
+    def run_wave(
+        self, nodes: Any, *, options: InvocationOptions, around_node: Any = None
+    ) -> Mapping[str, NodeResult]:
+        results = dict(super().run_wave(nodes, options=options, around_node=around_node))
         results.pop(self.forget, None)
         return results
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,16 +227,26 @@ class DbtCoreExecutor(DbtExecutor):
         )
         return self._run_one(node.unique_id, invocation)
 
-    def _run_one(self, unique_id: str, invocation: Invocation) -> NodeResult:
+    def _run_one(
+        self,
+        unique_id: str,
+        invocation: Invocation,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
+    ) -> NodeResult:
         session = self._require_session()
         try:
-            dbt_result = session.run(unique_id)
+            with around_node(unique_id) if around_node else nullcontext():
+                dbt_result = session.run(unique_id)
         except Exception as exc:  # dbt's runner normally turns these into results
             return crashed(unique_id, invocation, exc, secrets=self._secrets)
         return to_node_result(unique_id, dbt_result, invocation, secrets=self._secrets)
 
     def run_wave(
-        self, nodes: Sequence[Node], *, options: InvocationOptions
+        self,
+        nodes: Sequence[Node],
+        *,
+        options: InvocationOptions,
+        around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
         selectors = [exact_selector(n, self._root_package) for n in nodes]
         args = ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags())
@@ -243,7 +254,8 @@ class DbtCoreExecutor(DbtExecutor):
         workers = max(1, min(len(nodes), options.threads or self._profile_threads()))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbt-wave") as pool:
             futures = {
-                n.unique_id: pool.submit(self._run_one, n.unique_id, invocation) for n in nodes
+                n.unique_id: pool.submit(self._run_one, n.unique_id, invocation, around_node)
+                for n in nodes
             }
             return {uid: future.result() for uid, future in futures.items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -118,6 +118,7 @@ class Watchdog:
     def __enter__(self) -> Watchdog:
         if self.seconds is not None:
             self._timer = threading.Timer(self.seconds, self._fire)
+            self._timer.name = f"watchdog {self.unique_id}"
             self._timer.daemon = True
             self._timer.start()
         return self
@@ -139,8 +140,3 @@ class Watchdog:
         ):
             return timed_out(result, self.seconds)
         return result
-
-
-def watch_all(executor: DbtExecutor, limits: Mapping[str, float | None]) -> dict[str, Watchdog]:
-    """One started watchdog per node of a wave (their clocks start now)."""
-    return {uid: Watchdog(executor, uid, seconds).__enter__() for uid, seconds in limits.items()}

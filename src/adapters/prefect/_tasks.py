@@ -24,7 +24,6 @@ from prefect_dbt_orchestrator.adapters.prefect._guards import (
     SlotTimeout,
     Watchdog,
     holding_slot,
-    watch_all,
 )
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
@@ -151,22 +150,31 @@ def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> b
 
 
 def _run_wave_once(context: RunContext, todo: Sequence[str]) -> dict[str, NodeResult]:
-    """One dbt invocation for ``todo``; each node's timeout counts from its start."""
+    """One dbt invocation for ``todo``; each node's timeout is watched from its
+    own start to its own end."""
     limit, logger = context.concurrency_limit, get_run_logger()
     label = f"a wave of {len(todo)} node(s)"
+    dogs: dict[str, Watchdog] = {}
+
+    def watched(unique_id: str) -> Watchdog:
+        dogs[unique_id] = Watchdog(context.executor, unique_id, context.timeouts.get(unique_id))
+        return dogs[unique_id]
+
     try:
         with holding_slot(limit, context.concurrency_timeout, label, logger):
-            dogs = watch_all(context.executor, {uid: context.timeouts.get(uid) for uid in todo})
-            try:
-                batch = context.executor.run_wave(
-                    [context.nodes[uid] for uid in todo], options=context.invocation
-                )
-            finally:
-                for dog in dogs.values():
-                    dog.__exit__()
+            batch = context.executor.run_wave(
+                [context.nodes[uid] for uid in todo],
+                options=context.invocation,
+                around_node=watched,
+            )
     except SlotTimeout as waited:
         return {uid: waited.result_for(uid) for uid in todo}
-    return {uid: dogs[uid].judge(result) for uid, result in batch.items() if uid in dogs}
+    wanted = set(todo)
+    return {
+        uid: dogs[uid].judge(result) if uid in dogs else result
+        for uid, result in batch.items()
+        if uid in wanted
+    }
 
 
 @task(name="dbt-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)

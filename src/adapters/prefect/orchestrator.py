@@ -16,14 +16,20 @@ from typing import Any
 from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
+from prefect.settings import Settings
 from prefect.states import Cancelled, Failed
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
 from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
 from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
-from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
-from prefect_dbt_orchestrator.adapters.prefect._artifacts import publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._api import (
+    api_lost,
+    check_prefect_api,
+    own_client_settings,
+    stop_retrying,
+)
+from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
     results_despite_prefect,
     selector_for,
@@ -135,6 +141,7 @@ class PrefectDbtOrchestrator:
         self._stop: BuildStop | None = None  # the running build's
         self._last_stop: BuildStop | None = None  # the last build's, read after it ends
         self._last_payload: dict[str, dict[str, Any]] | None = None  # its results, likewise
+        self._own_settings: Settings | None = None  # Prefect's, for a flow run of our own
 
     def run_build(
         self,
@@ -227,10 +234,13 @@ class PrefectDbtOrchestrator:
         self._last_payload = None
         adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
         try:
-            state = adhoc(request, strategy, invocation, warnings, return_state=True)
+            with own_client_settings() as self._own_settings:
+                state = adhoc(request, strategy, invocation, warnings, return_state=True)
             outcome: object = state.result(raise_on_failure=False)
         except Exception as exc:  # Prefect itself failed, e.g. its API went away
             outcome = exc
+        finally:
+            self._own_settings = None
         payload = self._built()
         if not isinstance(outcome, OrchestrationError | dict) and payload is not None:
             outcome = results_despite_prefect(outcome, payload)
@@ -371,6 +381,9 @@ class PrefectDbtOrchestrator:
                 logger.info("%s", line)
             if self.options.create_summary_artifact:
                 publish_summary(results)
+            own = self._own_settings
+            if own is not None and api_lost(API_CHECK_SECONDS):  # our flow's end would
+                stop_retrying(own)  # retry a dead API for minutes before returning
         payload = results_to_dict(results)
         self._last_payload = payload
         stopped = self._last_stop
