@@ -56,6 +56,8 @@ class BuildPlan:
         selected: every id the selection picked, planned or not (what ``dbt ls`` lists).
         warnings: dbt's selection warnings, one per ``--select``/``--exclude``
             term that matched no enabled node.
+        cache_reasons: why each predicted miss (or exclusion) runs.
+        manifest: the manifest the plan was made from (what cache keys read).
     """
 
     plan: Plan
@@ -65,6 +67,8 @@ class BuildPlan:
     nodes: Mapping[str, Node] = attrs.field(factory=dict, converter=_read_only)
     selected: frozenset[str] = attrs.field(default=frozenset(), converter=_ids)
     warnings: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    cache_reasons: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
+    manifest: Manifest | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def waves(self) -> tuple[Wave, ...]:
@@ -112,17 +116,22 @@ def build_plan_to_dict(build_plan: BuildPlan) -> dict[str, Any]:
                 "wave": next(w.index for w in plan.waves if uid in w.node_ids),
                 "why": build_plan.reasons.get(uid, "selected"),
                 "waits_for": sorted(node.waits_for),
-                **(
-                    {"cache": build_plan.cache_predictions.get(uid, "excluded")}
-                    if build_plan.cache_predictions is not None
-                    else {}
-                ),
+                **_cache_fields(build_plan, uid),
             }
             for uid, node in sorted(plan.nodes.items())
         },
         "left_out": dict(sorted(plan.left_out.items())),
         "skipped_nodes": dict(sorted(build_plan.skipped_nodes.items())),
     }
+
+
+def _cache_fields(build_plan: BuildPlan, uid: str) -> dict[str, str]:
+    if build_plan.cache_predictions is None:
+        return {}
+    fields = {"cache": build_plan.cache_predictions.get(uid, "excluded")}
+    if uid in build_plan.cache_reasons:
+        fields["cache_reason"] = build_plan.cache_reasons[uid]
+    return fields
 
 
 class SelectNodes(Protocol):
@@ -168,4 +177,5 @@ def plan_selection(
         nodes={uid: graph.members[uid] for uid in plan.nodes},
         selected=selection.unique_ids,
         warnings=selection.warnings,
+        manifest=manifest,
     )

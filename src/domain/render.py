@@ -79,13 +79,19 @@ def summary_markdown(results: Mapping[str, NodeResult]) -> str:
 
 def render_build_plan(build_plan: BuildPlan) -> str:
     """The BuildPlan as text, with cache predictions when caching is on."""
-    return render_plan(build_plan.plan, build_plan.cache_predictions, build_plan.skipped_nodes)
+    return render_plan(
+        build_plan.plan,
+        build_plan.cache_predictions,
+        build_plan.skipped_nodes,
+        build_plan.cache_reasons,
+    )
 
 
 def render_plan(
     plan: Plan,
     cache: Mapping[str, str] | None = None,
     skipped: Mapping[str, str] | None = None,
+    cache_reasons: Mapping[str, str] | None = None,
 ) -> str:
     """The plan as text: a header line, then each wave with its nodes."""
     lines = [
@@ -99,11 +105,18 @@ def render_plan(
             node = plan.nodes[uid]
             extra = node.materialized if node.materialized != node.resource_type.value else None
             kind = ", ".join(filter(None, (node.resource_type.value, extra)))
-            suffix = f" (cache: {cache.get(uid, 'excluded')})" if cache is not None else ""
+            suffix = _cache_suffix(uid, cache, cache_reasons or {})
             lines.append(f"    - {uid} [{kind}]{suffix}")
     predicted = None if cache is None else [cache.get(uid, "excluded") for uid in plan.nodes]
     lines += _plan_footer(predicted, skipped or {})
     return "\n".join(lines) + "\n"
+
+
+def _cache_suffix(uid: str, cache: Mapping[str, str] | None, reasons: Mapping[str, str]) -> str:
+    if cache is None:
+        return ""
+    why = f", {reasons[uid]}" if uid in reasons else ""
+    return f" (cache: {cache.get(uid, 'excluded')}{why})"
 
 
 def _plan_footer(predicted: list[str] | None, skipped: Mapping[str, str]) -> list[str]:

@@ -1,40 +1,37 @@
-"""The cache store port: where node results are kept between runs."""
+"""The cache store port: where each node's last successful result is kept between runs."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
-import attrs
+from prefect_dbt_orchestrator.domain.caching import CacheEntry
 
-from prefect_dbt_orchestrator.domain.outcomes import NodeResult
-
-
-@attrs.frozen
-class CacheEntry:
-    """A result worth reusing while ``key`` holds and before ``expires_at``."""
-
-    key: str
-    result: NodeResult
-    cached_at: datetime
-    expires_at: datetime | None = None
-
-    def is_valid(self, now: datetime) -> bool:
-        return self.expires_at is None or now < self.expires_at
+__all__ = ["CacheEntry", "CacheStore"]
 
 
 class CacheStore(Protocol):
-    """Reads and writes cache entries by key.
+    """One entry per node: the latest successful run, whatever its key.
 
-    A missing, expired or unreadable (corrupt) entry reads as None: that is
-    data, a cache miss. Writes are atomic and safe with concurrent writers.
-    Nothing is raised for a miss; ``OSError`` propagates when storage fails.
+    Only the latest is kept because only it matches the relation in the
+    warehouse: an older entry with the same key as today's would describe a
+    table that a later run has since replaced.
+
+    A missing or unreadable (corrupt, truncated) entry reads as None, with a
+    warning: that is data, a cache miss. Writes are atomic (a reader sees the
+    old entry or the new one, never part of one) and safe with concurrent
+    writers (the last one wins). ``OSError`` propagates when storage itself
+    fails.
     """
 
-    def get(self, key: str) -> CacheEntry | None:
-        """The entry stored under ``key``, or None."""
+    def latest(self, unique_id: str) -> CacheEntry | None:
+        """The node's latest entry, or None."""
         ...
 
     def put(self, entry: CacheEntry) -> None:
-        """Store ``entry`` under its key, replacing any older one atomically."""
+        """Make ``entry`` its node's latest entry, atomically."""
+        ...
+
+    def forget(self, unique_id: str) -> None:
+        """Drop the node's entry (it failed: its relation may no longer match). No-op
+        when there is none."""
         ...

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import attrs
 
+from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import OrchestrationError
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
@@ -24,6 +25,21 @@ class ExecutorUnavailable(OrchestrationError, RuntimeError):
 
     def __str__(self) -> str:
         return f"{self.backend} could not run: {self.problem}; {self.fix}"
+
+
+@attrs.frozen
+class CacheInputs:
+    """What cache keys and hits need from outside the manifest.
+
+    Attributes:
+        environment: the target, versions, vars, packages and environment the
+            build runs with.
+        existing_relations: the unique_ids (of the nodes asked about) whose
+            relation exists in the warehouse now.
+    """
+
+    environment: KeyEnvironment
+    existing_relations: frozenset[str] = frozenset()
 
 
 class DbtExecutor(Protocol):
@@ -67,6 +83,18 @@ class DbtExecutor(Protocol):
         Called from another thread than the one running the node, for an
         interrupt or a node timeout; the cancelled node's ``run_node`` then
         returns an error result. Best effort: never raises.
+        """
+        ...
+
+    def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
+        """The build's key environment, and which of ``nodes`` have a relation.
+
+        During a build (after ``start_run``) the relations come from what the
+        build already loaded (no query per node); before one (``plan()``) the
+        executor may look at the warehouse, writing nothing.
+
+        Raises:
+            ExecutorUnavailable: dbt or the warehouse cannot be reached.
         """
         ...
 

@@ -38,7 +38,7 @@ from prefect_dbt_orchestrator.adapters.prefect import (
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
-from prefect_dbt_orchestrator.ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor
 from tests.integration.conftest import (
     DEMO_NODE_COUNT,
     FLAKY_DOWNSTREAM,
@@ -120,6 +120,9 @@ class OverlapRecorder(DbtExecutor):
 
     def cancel(self, unique_ids: Collection[str] | None = None) -> None:
         self._inner.cancel(unique_ids)
+
+    def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
+        return self._inner.cache_inputs(nodes, options=options)
 
     def run_wave(
         self,

@@ -104,3 +104,28 @@ def manifest_of(*nodes: dict[str, Any]) -> Manifest:
 
 def uid(name: str, kind: str = "model") -> str:
     return f"{kind}.{PROJECT}.{name}"
+
+
+def checked_source(
+    source_name: str,
+    name: str,
+    *,
+    warn_after: tuple[int, str] | None = (12, "hour"),
+    error_after: tuple[int, str] | None = None,
+    loaded_at_field: str | None = "_loaded_at",
+) -> dict[str, Any]:
+    """A source with a freshness rule (``(count, period)`` thresholds) and, by
+    default, a loaded_at_field: one ``dbt source freshness`` checks."""
+
+    def threshold(value: tuple[int, str] | None) -> dict[str, Any]:
+        count, period = value if value is not None else (None, None)
+        return {"count": count, "period": period}
+
+    data = source(source_name, name)
+    data["freshness"] = {
+        "warn_after": threshold(warn_after),
+        "error_after": threshold(error_after),
+        "filter": None,
+    }
+    data["loaded_at_field"] = loaded_at_field
+    return data

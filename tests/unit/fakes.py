@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
+from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import (
@@ -22,7 +23,7 @@ from prefect_dbt_orchestrator.domain.outcomes import (
 from prefect_dbt_orchestrator.ports.artifact_sink import ArtifactSink
 from prefect_dbt_orchestrator.ports.cache_store import CacheEntry, CacheStore
 from prefect_dbt_orchestrator.ports.clock import Clock
-from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
 
 
 @attrs.define
@@ -49,7 +50,8 @@ class FakeExecutor(DbtExecutor):
     """Runs nothing; every node succeeds except those given a status in ``outcomes``.
 
     ``flaky`` maps a unique_id to how many times it fails before succeeding.
-    ``unavailable`` makes every call raise ExecutorUnavailable.
+    ``unavailable`` makes every call raise ExecutorUnavailable. ``environment``
+    is what cache keys see; ``missing_relations`` are nodes whose relation is gone.
     """
 
     manifest: Manifest | None = None
@@ -65,6 +67,17 @@ class FakeExecutor(DbtExecutor):
     started: list[tuple[str, ...]] = attrs.Factory(list)
     finished: int = 0
     cancelled: list[tuple[str, ...] | None] = attrs.Factory(list)
+    environment: KeyEnvironment = KeyEnvironment(
+        target_name="dev", adapter_type="fake", dbt_version="1.11", adapter_version="0"
+    )
+    missing_relations: set[str] = attrs.Factory(set)
+
+    def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
+        if self.unavailable:
+            raise ExecutorUnavailable("fake dbt", "told to be unavailable")
+        environment = attrs.evolve(self.environment, full_refresh=options.full_refresh)
+        existing = {n.unique_id for n in nodes if n.unique_id not in self.missing_relations}
+        return CacheInputs(environment, frozenset(existing))
 
     def load_manifest(
         self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
@@ -142,19 +155,29 @@ class FakeExecutor(DbtExecutor):
 
 @attrs.define
 class FakeCacheStore(CacheStore):
-    """A dict of entries; ``corrupt`` keys read as misses, as a broken file would."""
+    """A dict of each node's latest entry; ``corrupt`` nodes read as misses, as a
+    broken file would; every call is counted."""
 
     entries: dict[str, CacheEntry] = attrs.Factory(dict)
     corrupt: set[str] = attrs.Factory(set)
+    reads: int = 0
+    writes: int = 0
+    forgotten: list[str] = attrs.Factory(list)
 
-    def get(self, key: str) -> CacheEntry | None:
-        if key in self.corrupt:
+    def latest(self, unique_id: str) -> CacheEntry | None:
+        self.reads += 1
+        if unique_id in self.corrupt:
             return None
-        return self.entries.get(key)
+        return self.entries.get(unique_id)
 
     def put(self, entry: CacheEntry) -> None:
-        self.entries[entry.key] = entry
-        self.corrupt.discard(entry.key)
+        self.writes += 1
+        self.entries[entry.unique_id] = entry
+        self.corrupt.discard(entry.unique_id)
+
+    def forget(self, unique_id: str) -> None:
+        self.forgotten.append(unique_id)
+        self.entries.pop(unique_id, None)
 
 
 @attrs.define

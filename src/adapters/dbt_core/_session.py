@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from dbt.adapters.factory import adapter_management, get_adapter
@@ -57,8 +57,10 @@ class DbtSession:
         self._task: BuildTask | None = None
         self._counter = threading.Lock()
 
-    def open(self, node_ids: Iterable[str]) -> None:
-        """Set dbt up and create the schemas ``node_ids`` build into.
+    def open(self, node_ids: Iterable[str], *, create_schemas: bool = True) -> None:
+        """Set dbt up, create the schemas ``node_ids`` build into (unless not
+        ``create_schemas``: a look at the warehouse that writes nothing) and load
+        their relations into dbt's relation cache.
 
         Raises:
             ExecutorUnavailable: another session is open, or dbt cannot start.
@@ -76,7 +78,7 @@ class DbtSession:
         try:
             with dbt_errors("setting up dbt"):
                 self._task = self._start()
-                self._create_schemas(set(node_ids))
+                self._create_schemas(set(node_ids), create_schemas)
         except BaseException:
             self.close()
             raise
@@ -113,13 +115,14 @@ class DbtSession:
         self._context = get_invocation_context()
         return BuildTask(flags, config, self._manifest)
 
-    def _create_schemas(self, node_ids: set[str]) -> None:
+    def _create_schemas(self, node_ids: set[str], create: bool) -> None:
         task = self._require_task()
         adapter = get_adapter(task.config)
         with self._in_context(), adapter.connection_named("master"):
             task.defer_to_manifest()
             schemas = task.get_model_schemas(adapter, node_ids)
-            task.create_schemas(adapter, schemas)
+            if create:
+                task.create_schemas(adapter, schemas)
             # As dbt's before_run does: without a populated relation cache,
             # concurrent rebuilds of existing relations corrupt it ("Cache
             # inconsistency detected").
@@ -186,6 +189,37 @@ class DbtSession:
                         manager.cancel(connection)
                         cancelled.append(str(connection.name))
         return cancelled
+
+    def existing_relations(
+        self, relations: Mapping[str, tuple[str | None, str | None, str]]
+    ) -> frozenset[str]:
+        """The keys of ``relations`` (key -> database, schema, identifier) that
+        dbt's relation cache holds: loaded by ``open``, so no query runs."""
+        cache = get_adapter(self._require_task().config).cache
+        listed: dict[tuple[str, str], frozenset[str]] = {}
+        found = set()
+        for key, (database, schema, identifier) in relations.items():
+            where = ((database or "").lower(), (schema or "").lower())
+            if where not in listed:
+                names = {
+                    str(r.identifier or "").lower() for r in cache.get_relations(database, schema)
+                }
+                listed[where] = frozenset(names)
+            if identifier.lower() in listed[where]:
+                found.add(key)
+        return frozenset(found)
+
+    def environment(self) -> tuple[str, str, dict[str, Any]]:
+        """The target name, the adapter type and dbt's vars (dbt_project.yml's
+        ``vars:`` with ``--vars`` over them) this session runs with."""
+        config = self._require_task().config
+        merged = dict(getattr(config.vars, "vars", {}) or {})
+        merged.update(config.cli_vars or {})
+        return str(config.target_name), str(config.credentials.type), merged
+
+    def packages_dir(self) -> str:
+        """Where the project's packages are installed (``packages-install-path``)."""
+        return str(self._require_task().config.packages_install_path)
 
     def threads(self) -> int:
         """The thread count dbt's profile (or ``--threads``) asks for."""

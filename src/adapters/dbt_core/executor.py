@@ -7,8 +7,11 @@ no re-parse, no ``target/*.json`` rewrite, no adapter re-registration per node.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +29,14 @@ from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
 )
 from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
+from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
 from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
 from prefect_dbt_orchestrator.domain.redaction import Secrets, build_secrets, flag_values
-from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
+from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
 
 if TYPE_CHECKING:  # dbt itself is imported when a build starts, not with this module
     from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
@@ -172,18 +176,23 @@ class DbtCoreExecutor(DbtExecutor):
         with self._lock:
             self._close_session()
             self._secrets = _read_secrets(options.extra_args)
-            project = self.project
-            args = ["build", *self._location_args(project)]
-            args += [*SESSION_FLAGS, *self._console_flags()]
-            from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
-
-            # a later flag wins in click: the user's --log-level-file overrides ours
-            session = DbtSession(
-                project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
-            )
-            session.open(n.unique_id for n in nodes)
-            self._session = session
+            self._session = self._open_session(nodes, options, create_schemas=True)
             self._run_hooks("start")
+
+    def _open_session(
+        self, nodes: Sequence[Node], options: InvocationOptions, *, create_schemas: bool
+    ) -> DbtSession:
+        from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
+
+        project = self.project
+        args = ["build", *self._location_args(project)]
+        args += [*SESSION_FLAGS, *self._console_flags()]
+        # a later flag wins in click: the user's --log-level-file overrides ours
+        session = DbtSession(
+            project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
+        )
+        session.open((n.unique_id for n in nodes), create_schemas=create_schemas)
+        return session
 
     def finish_run(self) -> None:
         with self._lock:
@@ -218,6 +227,32 @@ class DbtCoreExecutor(DbtExecutor):
         session = self._session  # read once: finish_run may close it meanwhile
         if session is not None:
             session.cancel(None if unique_ids is None else frozenset(unique_ids))
+
+    def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
+        relations = {
+            n.unique_id: (n.database, n.schema, n.alias or n.name) for n in nodes if n.relation_name
+        }
+        with self._lock:
+            session = self._session
+            own = session is None
+            if session is None:  # plan(): a look that creates nothing
+                session = self._open_session(nodes, options, create_schemas=False)
+            try:
+                target, adapter_type, variables = session.environment()
+                environment = KeyEnvironment(
+                    target_name=target,
+                    adapter_type=adapter_type,
+                    dbt_version=_version("dbt-core"),
+                    adapter_version=_version(f"dbt-{adapter_type}"),
+                    full_refresh=options.full_refresh,
+                    vars=variables,
+                    packages=installed_packages(Path(session.packages_dir())),
+                    env=dict(os.environ),
+                )
+                return CacheInputs(environment, session.existing_relations(relations))
+            finally:
+                if own:
+                    session.close()
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
         args = ("--select", exact_selector(node, self._root_package), *options.dbt_flags())
@@ -311,6 +346,30 @@ def _read_secrets(extra_args: Sequence[str]) -> Secrets:
         except Exception:  # dbt reports bad --vars itself; its raw text is scrubbed anyway
             continue
     return build_secrets(os.environ, extra_args, parsed)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def installed_packages(packages_dir: Path) -> dict[str, str]:
+    """Each installed dbt package's name and version, from its ``dbt_project.yml``
+    (a package without a version gets its file's digest)."""
+    found: dict[str, str] = {}
+    for project_file in sorted(packages_dir.glob("*/dbt_project.yml")):
+        text = project_file.read_text(encoding="utf-8", errors="replace")
+        name = _yaml_field(text, "name") or project_file.parent.name
+        found[name] = _yaml_field(text, "version") or hashlib.sha256(text.encode()).hexdigest()
+    return found
+
+
+def _yaml_field(text: str, field: str) -> str | None:
+    """A top-level scalar of a YAML file, without a YAML parser's cost."""
+    match = re.search(rf"^{field}\s*:\s*['\"]?([^'\"#\n]+?)['\"]?\s*(#.*)?$", text, re.M)
+    return match[1].strip() if match else None
 
 
 def _read_manifest(path: Path) -> Manifest:

@@ -19,12 +19,14 @@ import attrs
 from prefect import State, Task, tags
 from prefect.futures import PrefectFuture
 
+from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
 from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     NodeFailed,
     RunContext,
     WaveFailed,
+    cached_node_task,
     run_node_task,
     run_wave_task,
     skipped_node_task,
@@ -65,6 +67,7 @@ class ProgressLog:
     total: int
     done: int = 0
     skip_runs: list[PrefectFuture[Any]] = attrs.Factory(list)
+    cache: BuildCache | None = None
 
     def ended(self, result: NodeResult) -> None:
         self.done += 1
@@ -97,6 +100,14 @@ class ProgressLog:
             self.logger.warning(
                 "[%d/%d] skipped %s (%s)", self.done, self.total, result.unique_id, result.reason
             )
+
+    def served(self, result: NodeResult) -> PrefectFuture[Any]:
+        """A node served from the cache: logged, and shown as a Cached task run."""
+        self.ended(result)
+        cached_at = result.cached_at.isoformat() if result.cached_at else ""
+        future = cached_node_task.submit(result.unique_id, result.cache_key or "", cached_at)
+        self.skip_runs.append(future)
+        return future
 
     def wait(self) -> None:
         """Wait for the Skipped task runs (a flow must not end before its tasks)."""
@@ -178,6 +189,11 @@ def run_per_node(
         while (waiting or running) and not context.stop.requested:
             while waiting and len(running) < limit:
                 uid = waiting.popleft()
+                hit = log.cache.hit(uid) if log.cache else None
+                if hit is not None:  # nothing to run: released at once
+                    futures[uid] = log.served(hit)
+                    waiting.extend(_complete(schedule, log, hit))
+                    continue
                 upstream = [futures[p] for p in plan.nodes[uid].waits_for if p in futures]
                 futures[uid] = node_tasks.submit(context.nodes[uid], run_key, upstream)
                 futures[uid].add_done_callback(_notify(ended, uid))
@@ -204,7 +220,14 @@ def _next_end(ended: queue.Queue[str]) -> str | None:
 
 
 def _record(schedule: Schedule, log: ProgressLog, result: NodeResult) -> tuple[str, ...]:
+    """A node that ran ended: cache its success, log it, release what follows."""
+    if log.cache is not None:
+        result = log.cache.record(result)
     log.ended(result)
+    return _complete(schedule, log, result)
+
+
+def _complete(schedule: Schedule, log: ProgressLog, result: NodeResult) -> tuple[str, ...]:
     progress = schedule.complete(result.unique_id, result)
     log.skipped(progress)
     return progress.ready
@@ -236,20 +259,41 @@ def run_per_wave(
     index = 0
     try:
         while batch and not stop.requested:
-            results = _run_wave(run_key, batch, index, options)
-            upcoming: list[str] = []
-            for uid in batch:
-                result = results.get(uid) or missing_result(uid)
-                if _finished(result, stop):
-                    upcoming.extend(_record(schedule, log, result))
+            batch, upcoming = _serve_hits(schedule, log, batch)
+            if batch:
+                results = _run_wave(run_key, batch, index, options)
+                index += 1
+                for uid in batch:
+                    result = results.get(uid) or missing_result(uid)
+                    if _finished(result, stop):
+                        upcoming.extend(_record(schedule, log, result))
             batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
-            index += 1
     except KeyboardInterrupt:
         stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
     if stop.requested:
         log.abandoned(schedule.abandon(stop.reason or INTERRUPTED))
     log.wait()
     return dict(schedule.results)
+
+
+def _serve_hits(
+    schedule: Schedule, log: ProgressLog, batch: list[str]
+) -> tuple[list[str], list[str]]:
+    """Take the cache hits out of a wave before dbt runs it: the nodes left to
+    run, and the nodes the hits released."""
+    cache = log.cache
+    if cache is None:
+        return batch, []
+    to_run: list[str] = []
+    released: list[str] = []
+    for uid in batch:
+        hit = cache.hit(uid)
+        if hit is None:
+            to_run.append(uid)
+        else:
+            log.served(hit)
+            released.extend(_complete(schedule, log, hit))
+    return to_run, released
 
 
 def _finished(result: NodeResult, stop: BuildStop) -> bool:

@@ -8,10 +8,11 @@ driver. Every planned node comes back with exactly one result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
+from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
     run_per_node,
@@ -22,6 +23,7 @@ from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop, stop_after, stop_on_signals
 from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
+from prefect_dbt_orchestrator.domain.caching import Prediction, count_predictions
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.manifest import Node
@@ -39,6 +41,7 @@ class PlanRun:
     nodes: Mapping[str, Node]
     invocation: InvocationOptions
     options: RunOptions
+    prepare_cache: Callable[[], BuildCache] | None = None  # after start_run: it reads relations
     stop: BuildStop = attrs.Factory(BuildStop)
 
 
@@ -57,6 +60,9 @@ def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str,
     context = _context(executor, run)
     executor.start_run([run.nodes[uid] for uid in sorted(run.plan.nodes)], options=run.invocation)
     try:
+        if run.prepare_cache is not None:
+            log.cache = run.prepare_cache()
+            _log_cache(log)
         with (
             registered(context) as key,
             engine_lines_quieted(),
@@ -68,6 +74,17 @@ def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str,
             return run_per_wave(run.plan, key, options, log, run.stop)
     finally:
         executor.finish_run()
+
+
+def _log_cache(log: ProgressLog) -> None:
+    if log.cache is not None:
+        counts = count_predictions(log.cache.decisions.values())
+        log.logger.info(
+            "dbt cache: %d hit(s), %d miss(es), %d excluded",
+            counts[Prediction.HIT],
+            counts[Prediction.MISS],
+            counts[Prediction.EXCLUDED],
+        )
 
 
 def _context(executor: DbtExecutor, run: PlanRun) -> RunContext:

@@ -143,6 +143,20 @@ def skipped_node_task(unique_id: str, reason: str) -> State[None]:
     return Completed(name="Skipped", message=f"{unique_id} skipped: {reason}")
 
 
+@task(
+    name="dbt-cached",
+    task_run_name="{unique_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    log_prints=False,
+)
+def cached_node_task(unique_id: str, cache_key: str, cached_at: str) -> State[None]:
+    """A task run that shows a node served from the cache, in a state named Cached."""
+    return Completed(
+        name="Cached", message=f"{unique_id} served from cache {cache_key} ({cached_at})"
+    )
+
+
 def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> bool:
     if result.status is not NodeStatus.ERROR:
         return False

@@ -7,12 +7,15 @@ result contract's dict. Nothing runs before every option is checked.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
@@ -30,6 +33,16 @@ from prefect_dbt_orchestrator.adapters.prefect._api import (
     stop_retrying,
 )
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._cache_policy import CachePolicyFactory
+from prefect_dbt_orchestrator.adapters.prefect._caching import (
+    _UNSET,
+    CacheConfig,
+    CacheSetup,
+    Storage,
+    fold_cache_options,
+    predictions,
+    prepare_cache,
+)
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
     results_despite_prefect,
     selector_for,
@@ -53,10 +66,8 @@ from prefect_dbt_orchestrator.domain.errors import (
     OrchestrationError,
 )
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
-from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
-from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
@@ -111,6 +122,13 @@ class PrefectDbtOrchestrator:
         node_timeout_seconds: float | None = None,
         timeout_seconds: float | None = None,
         concurrency_timeout_seconds: float | None = None,
+        cache: CacheConfig | None = None,
+        enable_caching: bool | None = None,
+        cache_expiration: timedelta | None = _UNSET,
+        result_storage: Storage = None,
+        cache_key_storage: Storage = None,
+        use_source_freshness_expiration: bool = False,
+        cache_policy_factory: CachePolicyFactory | None = None,
     ) -> None:
         self.options: RunOptions = fold_run_options(
             execution_mode=execution_mode,
@@ -131,6 +149,15 @@ class PrefectDbtOrchestrator:
             node_timeout_seconds=node_timeout_seconds,
             timeout_seconds=timeout_seconds,
             concurrency_timeout_seconds=concurrency_timeout_seconds,
+        )
+        self.cache_setup: CacheSetup | None = fold_cache_options(
+            cache=cache,
+            enable_caching=enable_caching,
+            cache_expiration=cache_expiration,
+            result_storage=result_storage,
+            cache_key_storage=cache_key_storage,
+            use_source_freshness_expiration=use_source_freshness_expiration,
+            cache_policy_factory=cache_policy_factory,
         )
         self.settings = settings or PrefectDbtSettings()
         self.manifest_path = Path(manifest_path).resolve() if manifest_path is not None else None
@@ -310,7 +337,14 @@ class PrefectDbtOrchestrator:
         check_extra_args(tuple(extra_cli_args or ()))
         request = SelectionRequest(select=select, exclude=exclude, selector=selector)
         invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
-        return self._plan(request, self.options.test_strategy, invocation, fresh=False)
+        build_plan = self._plan(request, self.options.test_strategy, invocation, fresh=False)
+        if self.cache_setup is None or not build_plan.plan.nodes:
+            return build_plan
+        cache = prepare_cache(
+            self.cache_setup, self.executor, build_plan, invocation, self.settings.project_dir
+        )
+        kinds, reasons = predictions(cache)
+        return attrs.evolve(build_plan, cache_predictions=kinds, cache_reasons=reasons)
 
     def plan_request(
         self,
@@ -374,9 +408,7 @@ class PrefectDbtOrchestrator:
             for warning in build_plan.warnings:  # a selector term that matched nothing
                 logger.warning("%s", warning)
             logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
-            results = self._run_plan(
-                plan, build_plan.nodes, invocation, ProgressLog(logger, plan.node_count)
-            )
+            results = self._run_plan(build_plan, invocation, ProgressLog(logger, plan.node_count))
             for line in summary_lines(results, time.perf_counter() - started):
                 logger.info("%s", line)
             if self.options.create_summary_artifact:
@@ -396,9 +428,15 @@ class PrefectDbtOrchestrator:
         return payload
 
     def _run_plan(
-        self, plan: Plan, nodes: Mapping[str, Node], invocation: InvocationOptions, log: ProgressLog
+        self, build_plan: BuildPlan, invocation: InvocationOptions, log: ProgressLog
     ) -> dict[str, NodeResult]:
-        run = PlanRun(plan, nodes, invocation, self.options)
+        setup, project_dir = self.cache_setup, self.settings.project_dir
+        caching = None
+        if setup is not None:
+            caching = functools.partial(
+                prepare_cache, setup, self.executor, build_plan, invocation, project_dir
+            )
+        run = PlanRun(build_plan.plan, build_plan.nodes, invocation, self.options, caching)
         self._stop = self._last_stop = run.stop
         try:
             return run_plan(self.executor, run, log)

@@ -9,9 +9,14 @@ from disk. A method whose data is missing raises, naming what to pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from prefect_dbt_orchestrator.domain.freshness import (
+    SourceLoad,
+    SourcesFileError,
+    fresher_sources,
+    read_source_loads,
+)
 from prefect_dbt_orchestrator.domain.manifest import MANIFEST_TABLES, Manifest, Node, ResourceType
 from prefect_dbt_orchestrator.domain.selection.comparisons import (
     HAS_CONFIG,
@@ -237,27 +242,13 @@ def match_result(index: SelectionIndex, criterion: Criterion) -> Iterator[str]:
             yield uid
 
 
-def _loaded_at(term: str, result: Mapping[str, Any]) -> datetime:
-    text = str(result["max_loaded_at"])
+def _source_loads(term: str, data: Mapping[str, Any], which: str) -> dict[str, SourceLoad]:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return read_source_loads(data, source=which)
+    except SourcesFileError as exc:
         raise InvalidMethodValueError(
-            term,
-            f"max_loaded_at {text!r} of {result['unique_id']} is not a timestamp",
-            "sources.json written by `dbt source freshness`",
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _freshness(term: str, data: Mapping[str, Any]) -> dict[str, datetime]:
-    """unique_id -> max_loaded_at, for sources whose freshness check ran
-    (runtime errors carry no max_loaded_at and are left out)."""
-    return {
-        r["unique_id"]: _loaded_at(term, r)
-        for r in _results(data)
-        if r.get("max_loaded_at") is not None
-    }
+            term, f"{exc.source}: {exc.problem}", "sources.json written by `dbt source freshness`"
+        ) from exc
 
 
 def match_source_status(index: SelectionIndex, criterion: Criterion) -> Iterator[str]:
@@ -276,8 +267,10 @@ def match_source_status(index: SelectionIndex, criterion: Criterion) -> Iterator
         raise InvalidMethodValueError(
             criterion.raw, f"{criterion.value!r} is not a source status", "fresher"
         )
-    before, now = _freshness(criterion.raw, previous), _freshness(criterion.raw, current)
-    fresher = {uid for uid, at in now.items() if uid not in before or at > before[uid]}
+    fresher = fresher_sources(
+        _source_loads(criterion.raw, current, "the current sources.json"),
+        _source_loads(criterion.raw, previous, "the previous sources.json"),
+    )
     for uid, _ in index.members(ALL_TABLES):
         if uid in fresher:
             yield uid
