@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 import attrs
@@ -72,7 +73,10 @@ class NodeKey:
 
 
 def _node_key(unique_id: str, components: Mapping[str, str]) -> NodeKey:
-    return NodeKey(unique_id, _fingerprint([[n, p] for n, p in components.items()]), components)
+    # The canonical JSON of [[name, fingerprint], ...], built directly (the same text
+    # as json.dumps; a third faster, and tuva's 1,947 nodes have 11 pairs each).
+    pairs = ",".join([f"[{_quoted(n)},{_quoted(p)}]" for n, p in components.items()])
+    return NodeKey(unique_id, hashlib.sha256(f"[{pairs}]".encode()).hexdigest(), components)
 
 
 @attrs.frozen
@@ -106,6 +110,7 @@ class _Context:
     source_state: Mapping[str, str] | None
     resources: Mapping[str, Node] = attrs.field(init=False)
     package_vars: Mapping[str, Mapping[str, Any]] = attrs.field(init=False)
+    shared: Mapping[str, str] = attrs.field(init=False)
     closures: dict[str, frozenset[str]] = attrs.field(init=False, factory=dict)
     macro_facts: dict[str, tuple[list[str], _Reads]] = attrs.field(init=False, factory=dict)
     macro_sets: dict[tuple[str, ...], tuple[str, _Reads]] = attrs.field(init=False, factory=dict)
@@ -125,6 +130,16 @@ class _Context:
         scoped = {k: v for k, v in values.items() if k in packages and isinstance(v, Mapping)}
         shared = {k: v for k, v in values.items() if k not in scoped}
         return {"": shared} | {p: {**shared, **scoped.get(p, {})} for p in packages}
+
+    @shared.default
+    def _environment_components(self) -> Mapping[str, str]:
+        """The components every node shares, but ``full_refresh`` (which comes earlier)."""
+        env = self.environment
+        return {
+            "target": _fingerprint([env.target_name, env.adapter_type]),
+            "versions": _fingerprint([env.dbt_version, env.adapter_version]),
+            "packages": _fingerprint(dict(env.packages)),
+        }
 
     def once(self, memo_key: Any, value: Any) -> str:
         """The fingerprint of ``value``, computed once per ``memo_key``."""
@@ -195,16 +210,6 @@ def _source_code(node: Node) -> Any:
     return {"unique_id": node.unique_id, "path": node.path}
 
 
-def _shared_components(ctx: _Context) -> dict[str, str]:
-    """The environment components, the same for every node (after ``full_refresh``)."""
-    env = ctx.environment
-    return {
-        "target": ctx.once("target", [env.target_name, env.adapter_type]),
-        "versions": ctx.once("versions", [env.dbt_version, env.adapter_version]),
-        "packages": ctx.once("packages", env.packages),
-    }
-
-
 def _sources_read(node: Node, ctx: _Context) -> frozenset[str]:
     """The sources ``node`` reads directly or through ephemeral models (inlined as CTEs);
     parents are keyed first, so their own sets are known."""
@@ -220,16 +225,17 @@ def _sources_read(node: Node, ctx: _Context) -> frozenset[str]:
 
 def _node_components(node: Node, ctx: _Context, keys: Mapping[str, NodeKey]) -> dict[str, str]:
     macros, macro_reads = _macros_of(node, ctx)
-    reads = _scan(node.raw_code).merged(macro_reads)
+    own_reads = _scan(node.raw_code)
+    reads = macro_reads if own_reads is _NO_READS else own_reads.merged(macro_reads)
     components = {
         "sql": _fingerprint(_source_code(node)),
-        "config": _fingerprint(node.config.raw),
+        "config": _fingerprint(dict(node.config.raw)),
         "relation": _fingerprint([node.relation_name, node.database, node.schema, node.alias]),
         "macros": macros,
         "full_refresh": ctx.once("full_refresh", ctx.environment.full_refresh),
         "vars": _vars_print(node.package_name, reads, ctx),
         "env vars": _env_print(reads, ctx),
-        **_shared_components(ctx),
+        **ctx.shared,
     }
     if ctx.source_state is not None:
         state = ctx.source_state
@@ -245,7 +251,9 @@ def _source_components(source: Source, ctx: _Context) -> dict[str, str]:
     where = [source.relation_name, source.database, source.schema, source.identifier]
     components = {
         "relation": _fingerprint(where),
-        "config": _fingerprint({"config": source.config.raw, "loaded_at": source.loaded_at_field}),
+        "config": _fingerprint(
+            {"config": dict(source.config.raw), "loaded_at": source.loaded_at_field}
+        ),
     }
     if ctx.source_state is not None:
         components["source data"] = _fingerprint(ctx.source_state.get(source.unique_id, _UNSET))

@@ -174,7 +174,7 @@ def test_an_unreadable_block_file_is_a_miss_with_one_warning(
     assert "cache miss" in warned[0].getMessage()
 
 
-def test_the_store_works_inside_sync_and_async_flows(memory_block: RemoteFileSystem) -> None:
+def test_the_store_works_inside_a_sync_flow(memory_block: RemoteFileSystem) -> None:
     store = BlockCacheStore(memory_block, NAMESPACE)
 
     @flow
@@ -182,6 +182,13 @@ def test_the_store_works_inside_sync_and_async_flows(memory_block: RemoteFileSys
         store.put(entry_for("from-sync-flow"))
         seen = store.latest(UID)
         return seen.key if seen else None
+
+    assert sync_flow() == "from-sync-flow"
+    assert store.latest(UID) == entry_for("from-sync-flow")
+
+
+def test_the_store_works_inside_an_async_flow(memory_block: RemoteFileSystem) -> None:
+    store = BlockCacheStore(memory_block, NAMESPACE)
 
     @flow
     async def async_flow() -> str | None:
@@ -191,9 +198,19 @@ def test_the_store_works_inside_sync_and_async_flows(memory_block: RemoteFileSys
         seen = store.latest(UID)
         return seen.key if seen else None
 
-    assert sync_flow() == "from-sync-flow"
     assert asyncio.run(async_flow()) == "from-async-flow"
     assert store.latest(UID) == entry_for("from-async-flow")
+
+
+def test_the_store_works_in_a_coroutine_outside_any_flow(memory_block: RemoteFileSystem) -> None:
+    store = BlockCacheStore(memory_block, NAMESPACE)
+
+    async def in_a_running_loop() -> str | None:
+        store.put(entry_for("from-a-loop"))
+        seen = store.latest(UID)
+        return seen.key if seen else None
+
+    assert asyncio.run(in_a_running_loop()) == "from-a-loop"
 
 
 # ---------------------------------------------------------------- blocks of other shapes
