@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
+from prefect_dbt_orchestrator.domain.caching import CacheEntry, CacheOptions
 from prefect_dbt_orchestrator.domain.cli_args import BlockedFlagError
 from prefect_dbt_orchestrator.domain.errors import (
     BuildInterrupted,
@@ -37,9 +38,14 @@ if TYPE_CHECKING:
         ProjectNotFoundError,
     )
     from prefect_dbt_orchestrator.adapters.prefect import (
+        CacheConfig,
+        CachePolicyFactory,
+        DbtNodeCachePolicy,
+        ManifestView,
         PrefectDbtOrchestrator,
         PrefectDbtSettings,
         RunOptions,
+        create_freshness_aware_cache_policy,
     )
 
 __version__ = "0.1.0"
@@ -50,6 +56,11 @@ _LAZY = {
     "MissingAdapterError": "prefect_dbt_orchestrator.adapters.dbt_core",
     "ProfileNotFoundError": "prefect_dbt_orchestrator.adapters.dbt_core",
     "ProjectNotFoundError": "prefect_dbt_orchestrator.adapters.dbt_core",
+    "CacheConfig": "prefect_dbt_orchestrator.adapters.prefect",
+    "CachePolicyFactory": "prefect_dbt_orchestrator.adapters.prefect",
+    "DbtNodeCachePolicy": "prefect_dbt_orchestrator.adapters.prefect",
+    "ManifestView": "prefect_dbt_orchestrator.adapters.prefect",
+    "create_freshness_aware_cache_policy": "prefect_dbt_orchestrator.adapters.prefect",
     "PrefectDbtOrchestrator": "prefect_dbt_orchestrator.adapters.prefect",
     "PrefectDbtSettings": "prefect_dbt_orchestrator.adapters.prefect",
     "RunOptions": "prefect_dbt_orchestrator.adapters.prefect",
@@ -59,11 +70,17 @@ __all__ = [
     "BlockedFlagError",
     "BuildInterrupted",
     "BuildPlan",
+    "CacheConfig",
+    "CacheEntry",
+    "CacheOptions",
+    "CachePolicyFactory",
     "DbtBuildFailed",
     "DbtCoreExecutor",
     "DbtExecutor",
+    "DbtNodeCachePolicy",
     "ExecutionMode",
     "ExecutorUnavailable",
+    "ManifestView",
     "MissingAdapterError",
     "OptionsConflictError",
     "OrchestrationError",
@@ -75,6 +92,7 @@ __all__ = [
     "RunOptions",
     "SchedulerUnavailable",
     "TestStrategy",
+    "create_freshness_aware_cache_policy",
 ]
 
 

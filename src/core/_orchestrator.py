@@ -1,6 +1,10 @@
 """``prefect_dbt_orchestrator.core._orchestrator``: the seeds' path to the orchestrator."""
 
-from prefect_dbt_orchestrator.adapters.prefect import PrefectDbtOrchestrator, PrefectDbtSettings
+from prefect_dbt_orchestrator.adapters.prefect import (
+    CacheConfig,
+    PrefectDbtOrchestrator,
+    PrefectDbtSettings,
+)
 from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
@@ -8,6 +12,7 @@ from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
 __all__ = [
     "BuildPlan",
+    "CacheConfig",
     "DbtBuildFailed",
     "ExecutionMode",
     "PrefectDbtOrchestrator",

@@ -22,9 +22,9 @@ from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, Source, fro
 _UNSET = "<unset>"
 _UPSTREAM = "upstream "
 _SECRET_PREFIX = "DBT_ENV_SECRET"  # dbt refuses these outside profiles.yml and packages.yml
-_VAR = re.compile(r"""\bvar\s*\(\s*['"]([^'"]+)['"]""")
-_DYNAMIC_VAR = re.compile(r"""\bvar\s*\(\s*[^'"\s)]""")
-_ENV_VAR = re.compile(r"""\benv_var\s*\(\s*['"]([^'"]+)['"]""")
+# One pass finds what three would: var('name'), var(<computed name>) and env_var('NAME').
+# Only "var(" is consumed (the rest is a lookahead), so var(var('x')) still finds 'x'.
+_CALL = re.compile(r"""\b(env_var|var)\s*\(\s*(?=['"]([^'"]+)['"]|[^'"\s)])""")
 # Each component's reason is "<name> changed", but for the versions component.
 _VERSIONS_REASON = "dbt or adapter version changed"
 
@@ -73,8 +73,8 @@ class NodeKey:
 
 
 def _node_key(unique_id: str, components: Mapping[str, str]) -> NodeKey:
-    # The canonical JSON of [[name, fingerprint], ...], built directly (the same text
-    # as json.dumps; a third faster, and tuva's 1,947 nodes have 11 pairs each).
+    # The canonical JSON of [[name, fingerprint], ...] written directly: the same text
+    # as json.dumps, a third faster (a tuva node has about 11 pairs).
     pairs = ",".join([f"[{_quoted(n)},{_quoted(p)}]" for n, p in components.items()])
     return NodeKey(unique_id, hashlib.sha256(f"[{pairs}]".encode()).hexdigest(), components)
 
@@ -97,8 +97,17 @@ _NO_READS = _Reads()
 def _scan(code: str) -> _Reads:
     if "var" not in code:  # most code reads neither (``env_var`` contains "var" too)
         return _NO_READS
-    env = frozenset(n for n in _ENV_VAR.findall(code) if not n.startswith(_SECRET_PREFIX))
-    return _Reads(frozenset(_VAR.findall(code)), _DYNAMIC_VAR.search(code) is not None, env)
+    names: set[str] = set()
+    env: set[str] = set()
+    any_var = False
+    for function, name in _CALL.findall(code):
+        if function == "env_var":
+            env.update([name] if name and not name.startswith(_SECRET_PREFIX) else [])
+        elif name:
+            names.add(name)
+        else:
+            any_var = True
+    return _Reads(frozenset(names), any_var, frozenset(env))
 
 
 @attrs.frozen

@@ -83,11 +83,8 @@ def _read_load(result: Any, index: int, source: str) -> SourceLoad:
 
 
 def read_source_loads(data: Mapping[str, Any], *, source: str) -> dict[str, SourceLoad]:
-    """``sources.json`` (dbt's sources/v3 schema) as loads by unique_id.
-
-    Args:
-        data: the parsed file, ``{"metadata": ..., "results": [...]}``.
-        source: names the file in errors.
+    """``sources.json`` (dbt's sources/v3 schema, parsed) as loads by unique_id;
+    ``source`` names the file in errors.
 
     Raises:
         SourcesFileError: ``data`` is not an object, its ``results`` is not a
@@ -112,11 +109,8 @@ def fresher_sources(
     current: Mapping[str, SourceLoad], previous: Mapping[str, SourceLoad]
 ) -> frozenset[str]:
     """dbt's ``source_status:fresher``: sources whose current max_loaded_at is later
-    than the previous one, or that the previous run did not report with one.
-
-    A source without a current max_loaded_at (a runtime error) is never fresher,
-    as in dbt's SourceStatusSelectorMethod.
-    """
+    than the previous one, or that the previous run did not report with one. A
+    source without a current max_loaded_at (a runtime error) is never fresher."""
     fresher = set()
     for uid, load in current.items():
         before = previous.get(uid)
@@ -147,11 +141,8 @@ class FreshnessSkips:
 
 
 def _member(manifest: Manifest, unique_id: str) -> Node | None:
-    for _, table in manifest.tables():
-        if unique_id in table:
-            node: Node = table[unique_id]
-            return node
-    return None
+    tables = (table for _, table in manifest.tables() if unique_id in table)
+    return next((table[unique_id] for table in tables), None)
 
 
 def _upstream_sources(manifest: Manifest, unique_id: str) -> dict[str, Source]:

@@ -106,6 +106,11 @@ def uid(name: str, kind: str = "model") -> str:
     return f"{kind}.{PROJECT}.{name}"
 
 
+def _threshold(value: tuple[int, str] | None) -> dict[str, Any]:
+    count, period = value if value is not None else (None, None)
+    return {"count": count, "period": period}
+
+
 def checked_source(
     source_name: str,
     name: str,
@@ -116,15 +121,10 @@ def checked_source(
 ) -> dict[str, Any]:
     """A source with a freshness rule (``(count, period)`` thresholds) and, by
     default, a loaded_at_field: one ``dbt source freshness`` checks."""
-
-    def threshold(value: tuple[int, str] | None) -> dict[str, Any]:
-        count, period = value if value is not None else (None, None)
-        return {"count": count, "period": period}
-
     data = source(source_name, name)
     data["freshness"] = {
-        "warn_after": threshold(warn_after),
-        "error_after": threshold(error_after),
+        "warn_after": _threshold(warn_after),
+        "error_after": _threshold(error_after),
         "filter": None,
     }
     data["loaded_at_field"] = loaded_at_field

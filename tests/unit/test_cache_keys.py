@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from prefect_dbt_orchestrator.domain.cache_keys import (
     KeyEnvironment,
     NodeKey,
+    _scan,
     derive_cache_keys,
     first_change,
 )
@@ -329,6 +331,23 @@ def vars_moved(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
     return {u.rsplit(".", 1)[-1] for u in changed(old, new)}
 
 
+SPEC_VAR = re.compile(r"""\bvar\s*\(\s*['"]([^'"]+)['"]""")
+SPEC_COMPUTED_VAR = re.compile(r"""\bvar\s*\(\s*[^'"\s)]""")
+SPEC_ENV_VAR = re.compile(r"""\benv_var\s*\(\s*['"]([^'"]+)['"]""")
+JINJA_BITS = ["var", "env_var", "(", ")", " ", "'", '"', "x", "DBT_ENV_SECRET_T", "_", ",", "var('"]
+
+
+@given(st.lists(st.sampled_from(JINJA_BITS), max_size=30).map("".join))
+def test_the_one_pass_scan_finds_what_the_three_spec_patterns_find(text: str) -> None:
+    reads = _scan(text)
+
+    assert reads.vars == set(SPEC_VAR.findall(text))
+    assert reads.any_var == (SPEC_COMPUTED_VAR.search(text) is not None)
+    assert reads.env == {
+        n for n in SPEC_ENV_VAR.findall(text) if not n.startswith("DBT_ENV_SECRET")
+    }
+
+
 def test_a_var_moves_the_nodes_that_read_it_or_read_a_computed_name() -> None:
     assert vars_moved({"x": 1, "y": 1}, {"x": 2, "y": 1}) == {
         "reads_x",
@@ -507,11 +526,14 @@ def test_first_change_names_the_first_differing_component_in_the_current_order()
 KEYED_TYPES = {"model", "seed", "snapshot", "test"}
 
 
+@pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("project", PROJECTS)
-def test_every_corpus_node_is_keyed_and_keyed_the_same_twice(project: str) -> None:
+def test_every_corpus_node_is_keyed_and_keyed_the_same_twice(
+    project: str, with_state: bool
+) -> None:
     manifest = corpus_manifest(project)
     ids = [u for u, n in manifest.nodes.items() if n.resource_type.value in KEYED_TYPES]
-    state = {s: "2026-12-01" for s in manifest.sources}
+    state = {s: "2026-12-01" for s in manifest.sources} if with_state else None
 
     first = derive_cache_keys(manifest, ids, ENV, source_state=state)
 

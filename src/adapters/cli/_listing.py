@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from prefect_dbt_orchestrator.adapters.cli._cache_flags import cache_config
 from prefect_dbt_orchestrator.adapters.cli._flags import (
     dbt_extra_args,
     output_keys,
@@ -35,6 +36,7 @@ from prefect_dbt_orchestrator.domain.build_plan import (
     plan_selection,
 )
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import ManifestError, ManifestMalformedError
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
@@ -140,9 +142,41 @@ def build_plan_of(args: argparse.Namespace) -> tuple[BuildPlan, dict[str, Any]]:
     return build_plan, data
 
 
+def _with_predictions(build_plan: BuildPlan, args: argparse.Namespace) -> BuildPlan:
+    """The plan with each node's cache prediction, as ``plan()`` gives it."""
+    config = cache_config(args)
+    if config is None or not build_plan.plan.nodes:
+        return build_plan
+    from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
+    from prefect_dbt_orchestrator.adapters.prefect._caching import (
+        fold_cache_options,
+        predictions,
+        prepare_cache,
+    )
+
+    setup = fold_cache_options(cache=config, enable_caching=None)
+    assert setup is not None  # a CacheConfig always enables caching
+    project = DbtProject(
+        Path(args.project_dir).resolve(),
+        _profiles_dir(args).resolve(),
+        _target_dir(args).resolve(),
+    )
+    invocation = InvocationOptions(
+        full_refresh=getattr(args, "full_refresh", False),
+        target=args.target,
+        extra_args=dbt_extra_args(args),
+    )
+    cache = prepare_cache(
+        setup, DbtCoreExecutor(project), build_plan, invocation, project.project_dir
+    )
+    kinds, reasons = predictions(cache)
+    return attrs.evolve(build_plan, cache_predictions=kinds, cache_reasons=reasons)
+
+
 def run_plan(args: argparse.Namespace) -> int:
     """``dbt-orchestrate plan``: what a build of the selection would run, in waves."""
     build_plan, _ = build_plan_of(args)
+    build_plan = _with_predictions(build_plan, args)
     if args.json:
         print(json.dumps(build_plan_to_dict(build_plan), indent=2, sort_keys=True))
     else:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect_dbt_orchestrator.adapters.cli._cache_flags import add_cache_flags, cache_config
 from prefect_dbt_orchestrator.adapters.cli._exit import (
     EXIT_CODES,
     NODE_FAILED,
@@ -132,6 +133,7 @@ def _add_build_flags(build: argparse.ArgumentParser) -> None:
         help="tag task runs (resource type, materialization, tags)",
     )
     _add_limit_flags(build)
+    add_cache_flags(build)
 
 
 def _add_limit_flags(build: argparse.ArgumentParser) -> None:
@@ -164,6 +166,7 @@ def _add_plan_and_ls_flags(plan: argparse.ArgumentParser, ls: argparse.ArgumentP
         "--test-strategy", choices=_STRATEGIES, default="immediate", help=_STRATEGY_HELP
     )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_cache_flags(plan)
     add_listing_flags(ls)
 
 
@@ -241,6 +244,7 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         node_timeout_seconds=args.node_timeout,
         timeout_seconds=args.timeout,
         concurrency_timeout_seconds=args.concurrency_timeout,
+        cache=cache_config(args),
     )
 
 

@@ -12,6 +12,13 @@ from prefect_dbt_orchestrator.adapters.dbt_core import (
     ProfileNotFoundError,
     ProjectNotFoundError,
 )
+from prefect_dbt_orchestrator.adapters.prefect._cache_policy import (
+    CachePolicyFactory,
+    DbtNodeCachePolicy,
+    ManifestView,
+    create_freshness_aware_cache_policy,
+)
+from prefect_dbt_orchestrator.adapters.prefect._caching import CacheConfig
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect.orchestrator import PrefectDbtOrchestrator
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
@@ -22,9 +29,13 @@ from prefect_dbt_orchestrator.domain.placement import TestStrategy
 
 __all__ = [
     "BlockedFlagError",
+    "CacheConfig",
+    "CachePolicyFactory",
     "DbtBuildFailed",
     "DbtCoreExecutor",
+    "DbtNodeCachePolicy",
     "ExecutionMode",
+    "ManifestView",
     "OptionsConflictError",
     "PlanError",
     "PrefectDbtOrchestrator",
@@ -33,4 +44,5 @@ __all__ = [
     "ProjectNotFoundError",
     "RunOptions",
     "TestStrategy",
+    "create_freshness_aware_cache_policy",
 ]
