@@ -179,3 +179,28 @@ def plan_selection(
         warnings=selection.warnings,
         manifest=manifest,
     )
+
+
+def drop_from_plan(
+    build_plan: BuildPlan, dropped: Mapping[str, str], strategy: TestStrategy
+) -> BuildPlan:
+    """The plan without ``dropped`` (unique_id -> why), planned again so that
+    what waits for them waits no more; they are listed in ``skipped_nodes``.
+
+    Raises:
+        ValueError: the BuildPlan has no manifest to plan again from.
+    """
+    planned = {uid: why for uid, why in dropped.items() if uid in build_plan.plan.nodes}
+    if not planned:
+        return build_plan
+    if build_plan.manifest is None:
+        raise ValueError("drop_from_plan needs the BuildPlan's manifest (plan_selection sets it)")
+    graph = build_graph(build_plan.manifest)
+    plan = plan_build(graph, build_plan.selected - planned.keys(), strategy)
+    return attrs.evolve(
+        build_plan,
+        plan=plan,
+        reasons={uid: why for uid, why in build_plan.reasons.items() if uid in plan.nodes},
+        skipped_nodes={**build_plan.skipped_nodes, **planned},
+        nodes={uid: graph.members[uid] for uid in plan.nodes},
+    )

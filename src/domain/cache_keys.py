@@ -102,7 +102,8 @@ def _scan(code: str) -> _Reads:
     any_var = False
     for function, name in _CALL.findall(code):
         if function == "env_var":
-            env.update([name] if name and not name.startswith(_SECRET_PREFIX) else [])
+            if name and not name.startswith(_SECRET_PREFIX):
+                env.add(name)
         elif name:
             names.add(name)
         else:

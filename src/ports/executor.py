@@ -11,6 +11,7 @@ import attrs
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import OrchestrationError
+from prefect_dbt_orchestrator.domain.freshness import SourceLoad
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 
@@ -95,6 +96,21 @@ class DbtExecutor(Protocol):
 
         Raises:
             ExecutorUnavailable: dbt or the warehouse cannot be reached.
+        """
+        ...
+
+    def source_freshness(
+        self, sources: Sequence[Node], *, options: InvocationOptions, record: bool
+    ) -> Mapping[str, SourceLoad]:
+        """Run dbt's freshness check for ``sources``: each one's ``max_loaded_at``.
+
+        A source dbt could not check is data (a load with no ``max_loaded_at``
+        and dbt's status); called before ``start_run``, never during a build.
+        ``record`` also keeps the result where dbt keeps it (the target dir's
+        ``sources.json``, the next run's previous state); a dry run does not.
+
+        Raises:
+            ExecutorUnavailable: dbt could not run the check at all.
         """
         ...
 

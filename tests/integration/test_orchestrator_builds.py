@@ -36,6 +36,7 @@ from prefect_dbt_orchestrator.adapters.prefect import (
     TestStrategy,
 )
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
+from prefect_dbt_orchestrator.domain.freshness import SourceLoad
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor
@@ -123,6 +124,11 @@ class OverlapRecorder(DbtExecutor):
 
     def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
         return self._inner.cache_inputs(nodes, options=options)
+
+    def source_freshness(
+        self, sources: Sequence[Node], *, options: InvocationOptions, record: bool
+    ) -> Mapping[str, SourceLoad]:
+        return self._inner.source_freshness(sources, options=options, record=record)
 
     def run_wave(
         self,

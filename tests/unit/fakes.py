@@ -11,6 +11,7 @@ import attrs
 
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for
+from prefect_dbt_orchestrator.domain.freshness import SourceLoad
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
@@ -71,6 +72,16 @@ class FakeExecutor(DbtExecutor):
         target_name="dev", adapter_type="fake", dbt_version="1.11", adapter_version="0"
     )
     missing_relations: set[str] = attrs.Factory(set)
+
+    loads: dict[str, SourceLoad] = attrs.Factory(dict)  # what source_freshness reports
+    freshness_checks: list[tuple[str, ...]] = attrs.Factory(list)
+
+    def source_freshness(
+        self, sources: Sequence[Node], *, options: InvocationOptions, record: bool
+    ) -> Mapping[str, SourceLoad]:
+        ids = tuple(sorted(n.unique_id for n in sources))
+        self.freshness_checks.append(ids)
+        return {uid: self.loads[uid] for uid in ids if uid in self.loads}
 
     def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
         if self.unavailable:

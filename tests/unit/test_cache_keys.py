@@ -348,9 +348,10 @@ CALLS = st.one_of(
 BITS = st.sampled_from(["var", "env_var", "(", ")", " ", "'", '"', "x", "DBT_ENV_SECRET_", "_"])
 
 
-def spec_reads(text: str) -> tuple[set[str], bool, set[str]]:
+def spec_reads(text: str) -> tuple[frozenset[str], bool, frozenset[str]]:
     env = {n for n in SPEC_ENV_VAR.findall(text) if not n.startswith("DBT_ENV_SECRET")}
-    return set(SPEC_VAR.findall(text)), SPEC_COMPUTED_VAR.search(text) is not None, env
+    names = frozenset(SPEC_VAR.findall(text))
+    return names, SPEC_COMPUTED_VAR.search(text) is not None, frozenset(env)
 
 
 @given(st.lists(CALLS, max_size=12).map("".join))

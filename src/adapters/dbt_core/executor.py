@@ -7,11 +7,8 @@ no re-parse, no ``target/*.json`` rewrite, no adapter re-registration per node.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect_dbt_orchestrator.adapters.dbt_core._environment import installed_packages, version_of
 from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     BACKEND,
     ProfileNotFoundError,
@@ -33,7 +31,8 @@ from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
 from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
-from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
+from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, Source
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
 from prefect_dbt_orchestrator.domain.redaction import Secrets, build_secrets, flag_values
 from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
@@ -242,8 +241,8 @@ class DbtCoreExecutor(DbtExecutor):
                 environment = KeyEnvironment(
                     target_name=target,
                     adapter_type=adapter_type,
-                    dbt_version=_version("dbt-core"),
-                    adapter_version=_version(f"dbt-{adapter_type}"),
+                    dbt_version=version_of("dbt-core"),
+                    adapter_version=version_of(f"dbt-{adapter_type}"),
                     full_refresh=options.full_refresh,
                     vars=variables,
                     packages=installed_packages(Path(session.packages_dir())),
@@ -253,6 +252,41 @@ class DbtCoreExecutor(DbtExecutor):
             finally:
                 if own:
                     session.close()
+
+    def source_freshness(
+        self, sources: Sequence[Node], *, options: InvocationOptions, record: bool
+    ) -> Mapping[str, SourceLoad]:
+        """``dbt source freshness`` for ``sources``; with ``record`` its
+        sources.json replaces the target dir's, as dbt's own command does."""
+        from dbt.cli.main import dbtRunner
+
+        if not sources:
+            return {}
+        project = self.project
+        kept = project.target_dir / "sources.json"
+        output = kept.with_name(f".sources.{os.getpid()}.{threading.get_ident()}.json")
+        selectors = [
+            f"source:{n.package_name}.{n.source_name}.{n.name}"
+            for n in sources
+            if isinstance(n, Source)
+        ]
+        args = ["source", "freshness", *self._location_args(project), *COMMON_FLAGS]
+        args += [*self._console_flags(), "--select", *selectors, "--output", str(output)]
+        args += list(options.dbt_flags())
+        with self._lock, dbt_errors("dbt source freshness", _read_secrets(options.extra_args)):
+            output.unlink(missing_ok=True)
+            dbtRunner().invoke(args)  # fails when a source is past error_after: that is data
+        try:
+            data = json.loads(output.read_text(encoding="utf-8"))
+            if record:
+                os.replace(output, kept)
+        except (OSError, ValueError) as exc:
+            raise ExecutorUnavailable(
+                BACKEND, f"dbt source freshness wrote no readable sources.json ({exc})"
+            ) from None
+        finally:
+            output.unlink(missing_ok=True)
+        return read_source_loads(data, source=str(kept))
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
         args = ("--select", exact_selector(node, self._root_package), *options.dbt_flags())
@@ -346,30 +380,6 @@ def _read_secrets(extra_args: Sequence[str]) -> Secrets:
         except Exception:  # dbt reports bad --vars itself; its raw text is scrubbed anyway
             continue
     return build_secrets(os.environ, extra_args, parsed)
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
-def installed_packages(packages_dir: Path) -> dict[str, str]:
-    """Each installed dbt package's name and version, from its ``dbt_project.yml``
-    (a package without a version gets its file's digest)."""
-    found: dict[str, str] = {}
-    for project_file in sorted(packages_dir.glob("*/dbt_project.yml")):
-        text = project_file.read_text(encoding="utf-8", errors="replace")
-        name = _yaml_field(text, "name") or project_file.parent.name
-        found[name] = _yaml_field(text, "version") or hashlib.sha256(text.encode()).hexdigest()
-    return found
-
-
-def _yaml_field(text: str, field: str) -> str | None:
-    """A top-level scalar of a YAML file, without a YAML parser's cost."""
-    match = re.search(rf"^{field}\s*:\s*['\"]?([^'\"#\n]+?)['\"]?\s*(#.*)?$", text, re.M)
-    return match[1].strip() if match else None
 
 
 def _read_manifest(path: Path) -> Manifest:

@@ -7,7 +7,6 @@ result contract's dict. Nothing runs before every option is checked.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
 from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
@@ -33,6 +31,7 @@ from prefect_dbt_orchestrator.adapters.prefect._api import (
     stop_retrying,
 )
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._build import BuildSteps, with_dropped
 from prefect_dbt_orchestrator.adapters.prefect._cache_policy import CachePolicyFactory
 from prefect_dbt_orchestrator.adapters.prefect._caching import (
     _UNSET,
@@ -40,8 +39,6 @@ from prefect_dbt_orchestrator.adapters.prefect._caching import (
     CacheSetup,
     Storage,
     fold_cache_options,
-    predictions,
-    prepare_cache,
 )
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
     results_despite_prefect,
@@ -50,6 +47,7 @@ from prefect_dbt_orchestrator.adapters.prefect._composition import (
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
 )
+from prefect_dbt_orchestrator.adapters.prefect._freshness import FreshnessCheck, require_state
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
 from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
@@ -165,6 +163,9 @@ class PrefectDbtOrchestrator:
             self.settings, manifest_path=self.manifest_path
         )
         self.selector: NodeSelector = selector_for(selection_engine, self.settings)
+        self._steps = BuildSteps(
+            self.executor, self.settings.project_dir, self.options.state_path, self.cache_setup
+        )
         self._stop: BuildStop | None = None  # the running build's
         self._last_stop: BuildStop | None = None  # the last build's, read after it ends
         self._last_payload: dict[str, dict[str, Any]] | None = None  # its results, likewise
@@ -182,6 +183,7 @@ class PrefectDbtOrchestrator:
         resource_types: Sequence[str] = (),
         exclude_resource_types: Sequence[str] = (),
         indirect_selection: str = "eager",
+        only_fresh_sources: bool = False,
     ) -> dict[str, dict[str, Any]]:
         """Build the selected nodes (models, seeds, snapshots, tests) like ``dbt build``.
 
@@ -203,7 +205,11 @@ class PrefectDbtOrchestrator:
             exclude_resource_types=tuple(exclude_resource_types),
             indirect_selection=indirect_selection,
         )
-        return self._run(request, self.options.test_strategy, full_refresh, target, extra_cli_args)
+        require_state(only_fresh_sources, self.options.state_path)
+        strategy = self.options.test_strategy
+        return self._run(
+            request, strategy, full_refresh, target, extra_cli_args, only_fresh_sources
+        )
 
     def run_seed(
         self,
@@ -248,12 +254,13 @@ class PrefectDbtOrchestrator:
         full_refresh: bool,
         target: str | None,
         extra_cli_args: Sequence[str] | None,
+        only_fresh: bool = False,
     ) -> dict[str, dict[str, Any]]:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
         invocation = self._invocation(full_refresh, target, extra)
         if FlowRunContext.get() is not None:
-            return self._execute(request, strategy, invocation, warnings)
+            return self._execute(request, strategy, invocation, warnings, only_fresh=only_fresh)
         # Called outside a flow: run in a flow of our own, which ends Failed
         # when a node errored, whatever raise_on_failure says for the caller;
         # first make sure the Prefect API answers (in seconds, not 25 s of retries).
@@ -262,7 +269,9 @@ class PrefectDbtOrchestrator:
         adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
         try:
             with own_client_settings() as self._own_settings:
-                state = adhoc(request, strategy, invocation, warnings, return_state=True)
+                state = adhoc(
+                    request, strategy, invocation, warnings, only_fresh, return_state=True
+                )
             outcome: object = state.result(raise_on_failure=False)
         except Exception as exc:  # Prefect itself failed, e.g. its API went away
             outcome = exc
@@ -291,11 +300,14 @@ class PrefectDbtOrchestrator:
         strategy: TestStrategy,
         invocation: InvocationOptions,
         warnings: tuple[str, ...],
+        only_fresh: bool = False,
     ) -> dict[str, dict[str, Any]] | State[Any]:
         """The build as a flow of its own: Failed (with the results) when a node
         errored, returned as a state so that Prefect logs no traceback for it."""
         try:
-            return self._execute(request, strategy, invocation, warnings, raise_errors=True)
+            return self._execute(
+                request, strategy, invocation, warnings, raise_errors=True, only_fresh=only_fresh
+            )
         except BuildInterrupted as stopped:  # the flow run ends Cancelled
             return Cancelled(message=str(stopped), data=stopped)
         except OrchestrationError as failed:  # a node error, or the build could not run:
@@ -326,25 +338,29 @@ class PrefectDbtOrchestrator:
         target: str | None = None,
         extra_cli_args: Sequence[str] | None = None,
         selector: str | None = None,
+        only_fresh_sources: bool = False,
     ) -> BuildPlan:
         """What ``run_build()`` with the same arguments would run, without running it.
 
-        Starts no dbt process unless the manifest must be parsed first.
+        Starts no dbt process unless the manifest must be parsed first, the
+        sources' freshness is checked (``only_fresh_sources``, a freshness-aware
+        cache policy), or caching looks at which relations exist.
 
         Raises:
             PlanError: bad input (selector, flags, manifest).
         """
         check_extra_args(tuple(extra_cli_args or ()))
+        require_state(only_fresh_sources, self.options.state_path)
         request = SelectionRequest(select=select, exclude=exclude, selector=selector)
         invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
-        build_plan = self._plan(request, self.options.test_strategy, invocation, fresh=False)
-        if self.cache_setup is None or not build_plan.plan.nodes:
-            return build_plan
-        cache = prepare_cache(
-            self.cache_setup, self.executor, build_plan, invocation, self.settings.project_dir
+        strategy = self.options.test_strategy
+        build_plan = self._plan(request, strategy, invocation, fresh=False)
+        check = self._steps.check_freshness(
+            build_plan, invocation, strategy, only_fresh_sources, record=False
         )
-        kinds, reasons = predictions(cache)
-        return attrs.evolve(build_plan, cache_predictions=kinds, cache_reasons=reasons)
+        for note in check.notes:
+            _LOG.warning("%s", note)
+        return self._steps.predicted(check, invocation)
 
     def plan_request(
         self,
@@ -396,6 +412,7 @@ class PrefectDbtOrchestrator:
         invocation: InvocationOptions,
         warnings: tuple[str, ...],
         raise_errors: bool | None = None,
+        only_fresh: bool = False,
     ) -> dict[str, dict[str, Any]]:
         logger = _logger()
         # One build per target dir, refused before _plan parses or writes target/.
@@ -404,11 +421,17 @@ class PrefectDbtOrchestrator:
                 logger.warning("%s", warning)
             started = time.perf_counter()
             build_plan = self._plan(request, strategy, invocation, fresh=True)
-            plan = build_plan.plan
             for warning in build_plan.warnings:  # a selector term that matched nothing
                 logger.warning("%s", warning)
+            check = self._steps.check_freshness(
+                build_plan, invocation, strategy, only_fresh, record=True
+            )
+            for note in check.notes:
+                logger.warning("%s", note)
+            plan = check.build_plan.plan
             logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
-            results = self._run_plan(build_plan, invocation, ProgressLog(logger, plan.node_count))
+            log = ProgressLog(logger, plan.node_count)
+            results = with_dropped(self._run_plan(check, invocation, log), check.build_plan)
             for line in summary_lines(results, time.perf_counter() - started):
                 logger.info("%s", line)
             if self.options.create_summary_artifact:
@@ -428,14 +451,10 @@ class PrefectDbtOrchestrator:
         return payload
 
     def _run_plan(
-        self, build_plan: BuildPlan, invocation: InvocationOptions, log: ProgressLog
+        self, check: FreshnessCheck, invocation: InvocationOptions, log: ProgressLog
     ) -> dict[str, NodeResult]:
-        setup, project_dir = self.cache_setup, self.settings.project_dir
-        caching = None
-        if setup is not None:
-            caching = functools.partial(
-                prepare_cache, setup, self.executor, build_plan, invocation, project_dir
-            )
+        caching = self._steps.cache_preparer(check, invocation)
+        build_plan = check.build_plan
         run = PlanRun(build_plan.plan, build_plan.nodes, invocation, self.options, caching)
         self._stop = self._last_stop = run.stop
         try:

@@ -1,0 +1,1 @@
+select id, body from {{ source('raw', 'notes') }}
