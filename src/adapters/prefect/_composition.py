@@ -7,7 +7,12 @@ from typing import Any
 
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
-from prefect_dbt_orchestrator.domain.errors import DbtBuildFailed, OptionsConflictError
+from prefect_dbt_orchestrator.domain.errors import (
+    BuildInterrupted,
+    DbtBuildFailed,
+    OptionsConflictError,
+    OrchestrationError,
+)
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
@@ -43,3 +48,27 @@ def results_despite_prefect(problem: object, payload: dict[str, dict[str, Any]])
     if any(r.get("status") == "error" for r in payload.values()):
         return DbtBuildFailed(payload)
     return payload
+
+
+def returned_by_own_flow(
+    outcome: object, payload: dict[str, dict[str, Any]] | None, raise_on_failure: bool
+) -> dict[str, dict[str, Any]]:
+    """What ``run_build`` outside a flow returns (or raises) for its own flow's
+    ``outcome``: the results, also when Prefect failed after the build ran.
+
+    Raises:
+        BuildInterrupted: the build was stopped.
+        DbtBuildFailed: a node errored and ``raise_on_failure``.
+        Exception: the build could not run (the error, as it was raised).
+    """
+    if not isinstance(outcome, OrchestrationError | dict) and payload is not None:
+        outcome = results_despite_prefect(outcome, payload)
+    if isinstance(outcome, BuildInterrupted):
+        raise outcome
+    if isinstance(outcome, DbtBuildFailed):
+        if raise_on_failure:
+            raise outcome
+        return outcome.results
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome  # type: ignore[return-value]  # the flow's return value

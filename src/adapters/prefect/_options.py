@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import attrs
 
+from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
@@ -53,6 +54,21 @@ class RunOptions:
     node_timeout_seconds: float | None = None
     timeout_seconds: float | None = None
     concurrency_timeout_seconds: float | None = None
+
+    def invocation(
+        self, full_refresh: bool, target: str | None, extra: tuple[str, ...]
+    ) -> InvocationOptions:
+        """The dbt flags of one call with these options."""
+        return InvocationOptions(
+            full_refresh=full_refresh,
+            target=target,
+            threads=self.threads,
+            extra_args=extra,
+            state_path=None if self.state_path is None else str(self.state_path),
+            defer=self.defer,
+            defer_state_path=None if self.defer_state_path is None else str(self.defer_state_path),
+            favor_state=self.favor_state,
+        )
 
 
 def _concurrency(

@@ -41,7 +41,7 @@ from prefect_dbt_orchestrator.adapters.prefect._caching import (
     fold_cache_options,
 )
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
-    results_despite_prefect,
+    returned_by_own_flow,
     selector_for,
 )
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
@@ -258,7 +258,7 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, dict[str, Any]]:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
-        invocation = self._invocation(full_refresh, target, extra)
+        invocation = self.options.invocation(full_refresh, target, extra)
         if FlowRunContext.get() is not None:
             return self._execute(request, strategy, invocation, warnings, only_fresh=only_fresh)
         # Called outside a flow: run in a flow of our own, which ends Failed
@@ -277,18 +277,7 @@ class PrefectDbtOrchestrator:
             outcome = exc
         finally:
             self._own_settings = None
-        payload = self._built()
-        if not isinstance(outcome, OrchestrationError | dict) and payload is not None:
-            outcome = results_despite_prefect(outcome, payload)
-        if isinstance(outcome, BuildInterrupted):
-            raise outcome
-        if isinstance(outcome, DbtBuildFailed):
-            if self.options.raise_on_failure:
-                raise outcome
-            return outcome.results
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome  # type: ignore[return-value]  # the flow's return value
+        return returned_by_own_flow(outcome, self._built(), self.options.raise_on_failure)
 
     def _built(self) -> dict[str, dict[str, Any]] | None:
         """The results of the build that ran last (set by ``_execute``)."""
@@ -313,23 +302,6 @@ class PrefectDbtOrchestrator:
         except OrchestrationError as failed:  # a node error, or the build could not run:
             return Failed(message=str(failed), data=failed)  # a state, so no traceback
 
-    def _invocation(
-        self, full_refresh: bool, target: str | None, extra: tuple[str, ...]
-    ) -> InvocationOptions:
-        options = self.options
-        return InvocationOptions(
-            full_refresh=full_refresh,
-            target=target,
-            threads=options.threads,
-            extra_args=extra,
-            state_path=None if options.state_path is None else str(options.state_path),
-            defer=options.defer,
-            defer_state_path=None
-            if options.defer_state_path is None
-            else str(options.defer_state_path),
-            favor_state=options.favor_state,
-        )
-
     def plan(
         self,
         select: str | None = None,
@@ -352,7 +324,7 @@ class PrefectDbtOrchestrator:
         check_extra_args(tuple(extra_cli_args or ()))
         require_state(only_fresh_sources, self.options.state_path)
         request = SelectionRequest(select=select, exclude=exclude, selector=selector)
-        invocation = self._invocation(full_refresh, target, tuple(extra_cli_args or ()))
+        invocation = self.options.invocation(full_refresh, target, tuple(extra_cli_args or ()))
         strategy = self.options.test_strategy
         build_plan = self._plan(request, strategy, invocation, fresh=False)
         check = self._steps.check_freshness(
@@ -380,7 +352,7 @@ class PrefectDbtOrchestrator:
         """
         extra = tuple(extra_cli_args or ())
         check_extra_args(extra)
-        invocation = self._invocation(full_refresh, target, extra)
+        invocation = self.options.invocation(full_refresh, target, extra)
         return self._plan(request, self.options.test_strategy, invocation, fresh=True)
 
     def _plan(
