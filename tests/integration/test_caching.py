@@ -8,6 +8,7 @@ predictions must be what the build then does.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -25,10 +26,12 @@ from prefect_dbt_orchestrator import (
     PrefectDbtOrchestrator,
     PrefectDbtSettings,
 )
+from prefect_dbt_orchestrator.adapters.cli.main import main
 from prefect_dbt_orchestrator.adapters.prefect._caching import CacheConfig
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
+from tests.integration.test_cli import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +268,25 @@ def test_an_expired_entry_misses_with_the_reason_expired(
 
     assert _hits(predicted) == set() == _cached(results)
     assert {reasons[uid] for uid in CACHEABLE} == {"expired"}
+
+
+def test_the_cli_caches_with_cache_dir_and_plan_predicts_it(
+    demo_project: Path, tmp_path: Path, prefect_api_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, out = tmp_path / "cli-cache", tmp_path / "results.json"
+    common = ["--project-dir", str(demo_project), "--profiles-dir", str(demo_project)]
+    database = tmp_path / "demo.duckdb"
+    first = run_cli(*common, "--cache-dir", str(cache), api_url=prefect_api_url,
+                    database=database, cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    assert main(["plan", *common, "--cache-dir", str(cache), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)["nodes"]
+    again = run_cli(*common, "--cache-dir", str(cache), "--results-json", str(out),
+                    api_url=prefect_api_url, database=database, cwd=tmp_path)  # fmt: skip
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert _cached(results) == CACHEABLE
+    assert {uid for uid, n in predicted.items() if n["cache"] == "hit"} == CACHEABLE
+    assert predicted[FCT]["cache_reason"] == "incremental models are not cached"

@@ -44,6 +44,12 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="an entry is reusable this long (default: until its key changes)",
     )
+    parser.add_argument(
+        "--only-fresh-sources",
+        action="store_true",
+        help="skip nodes whose sources have no new data since the check in --state "
+        "(runs `dbt source freshness` for the sources upstream of the selection)",
+    )
     group.add_argument(
         "--cache-freshness-expiration",
         action="store_true",

@@ -142,20 +142,20 @@ def build_plan_of(args: argparse.Namespace) -> tuple[BuildPlan, dict[str, Any]]:
     return build_plan, data
 
 
-def _with_predictions(build_plan: BuildPlan, args: argparse.Namespace) -> BuildPlan:
-    """The plan with each node's cache prediction, as ``plan()`` gives it."""
+def _checked(build_plan: BuildPlan, args: argparse.Namespace) -> BuildPlan:
+    """The plan as ``plan()`` gives it: the freshness check's drops
+    (``--only-fresh-sources``) and each node's cache prediction (``--cache``)."""
     config = cache_config(args)
-    if config is None or not build_plan.plan.nodes:
+    if (config is None and not args.only_fresh_sources) or not build_plan.plan.nodes:
         return build_plan
     from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor, DbtProject
-    from prefect_dbt_orchestrator.adapters.prefect._caching import (
-        fold_cache_options,
-        predictions,
-        prepare_cache,
-    )
+    from prefect_dbt_orchestrator.adapters.prefect._build import BuildSteps
+    from prefect_dbt_orchestrator.adapters.prefect._caching import fold_cache_options
+    from prefect_dbt_orchestrator.adapters.prefect._freshness import require_state
 
-    setup = fold_cache_options(cache=config, enable_caching=None)
-    assert setup is not None  # a CacheConfig always enables caching
+    state = None if args.state is None else Path(args.state).resolve()
+    require_state(args.only_fresh_sources, state)
+    setup = None if config is None else fold_cache_options(cache=config, enable_caching=None)
     project = DbtProject(
         Path(args.project_dir).resolve(),
         _profiles_dir(args).resolve(),
@@ -166,17 +166,21 @@ def _with_predictions(build_plan: BuildPlan, args: argparse.Namespace) -> BuildP
         target=args.target,
         extra_args=dbt_extra_args(args),
     )
-    cache = prepare_cache(
-        setup, DbtCoreExecutor(project), build_plan, invocation, project.project_dir
+    steps = BuildSteps(DbtCoreExecutor(project), project.project_dir, state, setup)
+    strategy = build_plan.plan.test_strategy
+    check = steps.check_freshness(
+        build_plan, invocation, strategy, args.only_fresh_sources, record=False
     )
-    kinds, reasons = predictions(cache)
-    return attrs.evolve(build_plan, cache_predictions=kinds, cache_reasons=reasons)
+    if not args.quiet:
+        for note in check.notes:
+            print(note, file=sys.stderr)
+    return steps.predicted(check, invocation)
 
 
 def run_plan(args: argparse.Namespace) -> int:
     """``dbt-orchestrate plan``: what a build of the selection would run, in waves."""
     build_plan, _ = build_plan_of(args)
-    build_plan = _with_predictions(build_plan, args)
+    build_plan = _checked(build_plan, args)
     if args.json:
         print(json.dumps(build_plan_to_dict(build_plan), indent=2, sort_keys=True))
     else:

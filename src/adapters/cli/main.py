@@ -271,6 +271,7 @@ def _build_flow(
                 resource_types=request.resource_types,
                 exclude_resource_types=request.exclude_resource_types,
                 indirect_selection=request.indirect_selection,
+                only_fresh_sources=args.only_fresh_sources,
             )
         except BuildInterrupted as stopped:
             _keep_results(args.results_json, stopped.results, NODE_FAILED)
@@ -314,6 +315,9 @@ def _check_build(
 ) -> None:
     """Plan the build as it will plan itself, outside any flow run: bad input
     (flags, selection, profile, target) raises here and leaves no flow run."""
+    from prefect_dbt_orchestrator.adapters.prefect._freshness import require_state
+
+    require_state(args.only_fresh_sources, args.state)
     orchestrator.plan_request(
         request,
         full_refresh=args.full_refresh,
