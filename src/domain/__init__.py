@@ -1,8 +1,23 @@
-"""The pure planning core: manifest, graph, selection, placement, waves, schedule.
+"""The pure planning core: manifest, graph, selection, placement, waves, schedule,
+cache keys and decisions, source freshness.
 
 No Prefect, dbt, httpx or I/O. Other schedulers reuse it as is.
 """
 
+from prefect_dbt_orchestrator.domain.cache_keys import (
+    KeyEnvironment,
+    NodeKey,
+    derive_cache_keys,
+    first_change,
+)
+from prefect_dbt_orchestrator.domain.caching import (
+    CacheDecision,
+    CacheEntry,
+    CacheOptions,
+    NodeCacheState,
+    Prediction,
+    decide_cache,
+)
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import (
     Command,
@@ -22,6 +37,14 @@ from prefect_dbt_orchestrator.domain.errors import (
     PlanError,
     ScheduleError,
     UnknownNodeError,
+)
+from prefect_dbt_orchestrator.domain.freshness import (
+    FreshnessSkips,
+    SourceLoad,
+    fresher_sources,
+    freshness_ttl,
+    read_source_loads,
+    skip_unchanged,
 )
 from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph, is_executable
 from prefect_dbt_orchestrator.domain.manifest import (
@@ -43,18 +66,25 @@ from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
 from prefect_dbt_orchestrator.domain.waves import Wave, layer_into_waves
 
 __all__ = [
+    "CacheDecision",
+    "CacheEntry",
+    "CacheOptions",
     "Command",
     "CycleError",
     "DbtBuildFailed",
     "DbtGraph",
     "DbtStatus",
+    "FreshnessSkips",
     "InvocationOptions",
+    "KeyEnvironment",
     "Manifest",
     "ManifestError",
     "ManifestKeyError",
     "ManifestMalformedError",
     "ManifestVersionError",
     "Node",
+    "NodeCacheState",
+    "NodeKey",
     "NodeResult",
     "NodeStatus",
     "OptionsConflictError",
@@ -62,11 +92,13 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlannedNode",
+    "Prediction",
     "Progress",
     "ResourceType",
     "Schedule",
     "ScheduleError",
     "Source",
+    "SourceLoad",
     "TestStrategy",
     "Timing",
     "UnknownNodeError",
@@ -74,13 +106,20 @@ __all__ = [
     "Wave",
     "build_graph",
     "command_for",
+    "decide_cache",
+    "derive_cache_keys",
     "exact_selector",
+    "first_change",
+    "fresher_sources",
+    "freshness_ttl",
     "is_executable",
     "layer_into_waves",
     "place_tests",
     "plan_build",
+    "read_source_loads",
     "result_from_dict",
     "result_to_dict",
     "results_to_dict",
+    "skip_unchanged",
     "structure_manifest",
 ]

@@ -147,8 +147,7 @@ def test_an_entry_keeps_its_timezone_and_component_order(tmp_path: Path) -> None
 
 def test_a_naive_datetime_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     store = FileCacheStore(tmp_path)
-    naive = entry_for("k1")
-    naive = CacheEntry(UID, "k1", {}, naive.result, datetime(2026, 1, 1))
+    naive = CacheEntry(UID, "k1", {}, entry_for("k1").result, datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="no timezone"):
         store.put(naive)
     assert not store.path_for(UID).exists()
@@ -249,7 +248,7 @@ def test_a_failed_write_keeps_the_old_entry_and_leaves_no_temp_file(
         assert Path(str(source)).exists(), "the temp file is written before the move"
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(file_cache_store.os, "replace", refuse)
+    monkeypatch.setattr(f"{file_cache_store.__name__}.os.replace", refuse)
     with pytest.raises(OSError, match="No space left"):
         store.put(entry_for("new"))
     monkeypatch.undo()
@@ -259,10 +258,9 @@ def test_a_failed_write_keeps_the_old_entry_and_leaves_no_temp_file(
 
 def test_an_entry_json_cannot_hold_fails_before_any_file_is_written(tmp_path: Path) -> None:
     store = FileCacheStore(tmp_path)
-    odd = entry_for("k1")
     result = NodeResult(UID, NodeStatus.SUCCESS, adapter_response={"when": object()})
     with pytest.raises(TypeError):
-        store.put(CacheEntry(UID, "k1", {}, result, odd.cached_at))
+        store.put(CacheEntry(UID, "k1", {}, result, START))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -44,6 +44,11 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="an entry is reusable this long (default: until its key changes)",
     )
+    group.add_argument(
+        "--cache-tests",
+        action="store_true",
+        help="cache data and unit tests too: a test whose nodes are all hits is one itself",
+    )
     parser.add_argument(
         "--only-fresh-sources",
         action="store_true",
@@ -65,14 +70,17 @@ def cache_config(args: argparse.Namespace) -> CacheConfig | None:
         or args.cache_storage is not None
         or args.cache_expiration is not None
         or args.cache_freshness_expiration
+        or args.cache_tests
     )
     if not wanted:
         return None
     from prefect_dbt_orchestrator.adapters.prefect import CacheConfig
 
     expiration = None if args.cache_expiration is None else timedelta(seconds=args.cache_expiration)
+    excluded = {"snapshot"} if args.cache_tests else {"test", "snapshot", "unit_test"}
     return CacheConfig(
         expiration=expiration,
         key_storage=args.cache_dir if args.cache_dir is not None else args.cache_storage,
         use_source_freshness_expiration=args.cache_freshness_expiration,
+        exclude_resource_types=frozenset(excluded),
     )

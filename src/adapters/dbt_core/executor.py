@@ -82,6 +82,7 @@ class DbtCoreExecutor(DbtExecutor):
         self._session: DbtSession | None = None
         self._lock = threading.Lock()
         self._secrets = Secrets()  # the running build's; set by start_run
+        self._parsed: tuple[object, ...] | None = None  # what the last parse was for
 
     @property
     def project(self) -> DbtProject:
@@ -104,10 +105,24 @@ class DbtCoreExecutor(DbtExecutor):
         else:
             path = project.manifest_path
             if fresh or target is not None or not project.manifest_is_current():
-                self._dbt_manifest = self._parse(project, target, extra_args)
+                self._parse_unless_just_parsed(project, target, extra_args)
         manifest = _read_manifest(path)
         self._root_package = manifest.project_name
         return manifest
+
+    def _parse_unless_just_parsed(
+        self, project: DbtProject, target: str | None, extra_args: Sequence[str]
+    ) -> None:
+        """Parse, unless this executor parsed for the same target, flags and
+        environment and nothing changed since: the CLI plans before its flow
+        starts (to refuse bad input without a flow run) and then in it."""
+        signature = (target, tuple(_parse_flags(extra_args)), tuple(sorted(os.environ.items())))
+        written = _mtime(project.manifest_path)
+        fresh_enough = self._dbt_manifest is not None and project.manifest_is_current()
+        if fresh_enough and self._parsed == (*signature, written):
+            return
+        self._dbt_manifest = self._parse(project, target, extra_args)
+        self._parsed = (*signature, _mtime(project.manifest_path))
 
     def _parse(self, project: DbtProject, target: str | None, extra_args: Sequence[str]) -> Any:
         from dbt.cli.main import dbtRunner
@@ -366,6 +381,13 @@ def _parse_flags(extra_args: Sequence[str]) -> list[str]:
             elif arg.startswith(f"{flag}="):
                 found.append(arg)
     return found
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _read_secrets(extra_args: Sequence[str]) -> Secrets:

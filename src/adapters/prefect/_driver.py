@@ -27,6 +27,7 @@ from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     RunContext,
     WaveFailed,
     cached_node_task,
+    cached_wave_task,
     run_node_task,
     run_wave_task,
     skipped_node_task,
@@ -108,6 +109,14 @@ class ProgressLog:
         future = cached_node_task.submit(result.unique_id, result.cache_key or "", cached_at)
         self.skip_runs.append(future)
         return future
+
+    def served_wave(self, results: list[NodeResult], index: int) -> None:
+        """Nodes of a wave served from the cache: logged, and shown as one Cached
+        task run (a task run per node would cost more than the wave saved)."""
+        for result in results:
+            self.ended(result)
+        task = cached_wave_task.with_options(task_run_name=f"cached-{index}")
+        self.skip_runs.append(task.submit([r.unique_id for r in results]))
 
     def wait(self) -> None:
         """Wait for the Skipped task runs (a flow must not end before its tasks)."""
@@ -259,7 +268,7 @@ def run_per_wave(
     index = 0
     try:
         while batch and not stop.requested:
-            batch, upcoming = _serve_hits(schedule, log, batch)
+            batch, upcoming = _serve_hits(schedule, log, batch, index)
             if batch:
                 results = _run_wave(run_key, batch, index, options)
                 index += 1
@@ -277,23 +286,23 @@ def run_per_wave(
 
 
 def _serve_hits(
-    schedule: Schedule, log: ProgressLog, batch: list[str]
+    schedule: Schedule, log: ProgressLog, batch: list[str], index: int
 ) -> tuple[list[str], list[str]]:
     """Take the cache hits out of a wave before dbt runs it: the nodes left to
     run, and the nodes the hits released."""
     cache = log.cache
     if cache is None:
         return batch, []
-    to_run: list[str] = []
+    hits = {uid: hit for uid in batch if (hit := cache.hit(uid)) is not None}
+    if not hits:
+        return batch, []
+    log.served_wave(list(hits.values()), index)
     released: list[str] = []
-    for uid in batch:
-        hit = cache.hit(uid)
-        if hit is None:
-            to_run.append(uid)
-        else:
-            log.served(hit)
-            released.extend(_complete(schedule, log, hit))
-    return to_run, released
+    for hit in hits.values():
+        progress = schedule.complete(hit.unique_id, hit)
+        log.skipped(progress)
+        released.extend(progress.ready)
+    return [uid for uid in batch if uid not in hits], released
 
 
 def _finished(result: NodeResult, stop: BuildStop) -> bool:

@@ -157,6 +157,12 @@ def cached_node_task(unique_id: str, cache_key: str, cached_at: str) -> State[No
     )
 
 
+@task(name="dbt-cached-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+def cached_wave_task(unique_ids: Sequence[str]) -> State[None]:
+    """One task run for the nodes of a wave served from the cache (PER_WAVE)."""
+    return Completed(name="Cached", message=f"{len(unique_ids)} node(s) served from cache")
+
+
 def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> bool:
     if result.status is not NodeStatus.ERROR:
         return False
