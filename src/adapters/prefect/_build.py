@@ -26,7 +26,19 @@ from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.selection import SelectionRequest
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
+
+
+@attrs.frozen
+class BuildCall:
+    """One ``run_build``/``run_seed``/... call, its options checked."""
+
+    request: SelectionRequest
+    strategy: TestStrategy
+    invocation: InvocationOptions
+    warnings: tuple[str, ...] = ()
+    only_fresh_sources: bool = False
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
+from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 from prefect_dbt_orchestrator.domain.errors import (
     BuildInterrupted,
@@ -47,6 +48,23 @@ def results_despite_prefect(problem: object, payload: dict[str, dict[str, Any]])
     )
     if any(r.get("status") == "error" for r in payload.values()):
         return DbtBuildFailed(payload)
+    return payload
+
+
+def build_outcome(
+    payload: dict[str, dict[str, Any]], stopped: BuildStop | None, raising: bool
+) -> dict[str, dict[str, Any]]:
+    """A finished build's return value (its summary is written by then).
+
+    Raises:
+        BuildInterrupted: the build was stopped (a signal, its timeout, stop()).
+        DbtBuildFailed: a node errored and ``raising``.
+    """
+    if stopped is not None and stopped.requested:
+        reason = stopped.reason or INTERRUPTED
+        raise BuildInterrupted(payload, reason, stopped.signal_number or 0)
+    if raising and any(r.get("status") == "error" for r in payload.values()):
+        raise DbtBuildFailed(payload)
     return payload
 
 

@@ -31,7 +31,7 @@ from prefect_dbt_orchestrator.adapters.prefect._api import (
     stop_retrying,
 )
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
-from prefect_dbt_orchestrator.adapters.prefect._build import BuildSteps, with_dropped
+from prefect_dbt_orchestrator.adapters.prefect._build import BuildCall, BuildSteps, with_dropped
 from prefect_dbt_orchestrator.adapters.prefect._cache_policy import CachePolicyFactory
 from prefect_dbt_orchestrator.adapters.prefect._caching import (
     _UNSET,
@@ -41,6 +41,7 @@ from prefect_dbt_orchestrator.adapters.prefect._caching import (
     fold_cache_options,
 )
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
+    build_outcome,
     returned_by_own_flow,
     selector_for,
 )
@@ -51,7 +52,6 @@ from prefect_dbt_orchestrator.adapters.prefect._freshness import FreshnessCheck,
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
 from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
-    INTERRUPTED,
     BuildStop,
 )
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
@@ -60,11 +60,10 @@ from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import (
     BuildInterrupted,
-    DbtBuildFailed,
     OrchestrationError,
 )
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
-from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
+from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
@@ -259,8 +258,9 @@ class PrefectDbtOrchestrator:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
         invocation = self.options.invocation(full_refresh, target, extra)
+        call = BuildCall(request, strategy, invocation, warnings, only_fresh)
         if FlowRunContext.get() is not None:
-            return self._execute(request, strategy, invocation, warnings, only_fresh=only_fresh)
+            return self._execute(call)
         # Called outside a flow: run in a flow of our own, which ends Failed
         # when a node errored, whatever raise_on_failure says for the caller;
         # first make sure the Prefect API answers (in seconds, not 25 s of retries).
@@ -269,9 +269,7 @@ class PrefectDbtOrchestrator:
         adhoc = flow(name="dbt-orchestrator", log_prints=False)(self._execute_in_own_flow)
         try:
             with own_client_settings() as self._own_settings:
-                state = adhoc(
-                    request, strategy, invocation, warnings, only_fresh, return_state=True
-                )
+                state = adhoc(call, return_state=True)
             outcome: object = state.result(raise_on_failure=False)
         except Exception as exc:  # Prefect itself failed, e.g. its API went away
             outcome = exc
@@ -283,20 +281,11 @@ class PrefectDbtOrchestrator:
         """The results of the build that ran last (set by ``_execute``)."""
         return self._last_payload
 
-    def _execute_in_own_flow(
-        self,
-        request: SelectionRequest,
-        strategy: TestStrategy,
-        invocation: InvocationOptions,
-        warnings: tuple[str, ...],
-        only_fresh: bool = False,
-    ) -> dict[str, dict[str, Any]] | State[Any]:
+    def _execute_in_own_flow(self, call: BuildCall) -> dict[str, dict[str, Any]] | State[Any]:
         """The build as a flow of its own: Failed (with the results) when a node
         errored, returned as a state so that Prefect logs no traceback for it."""
         try:
-            return self._execute(
-                request, strategy, invocation, warnings, raise_errors=True, only_fresh=only_fresh
-            )
+            return self._execute(call, raise_errors=True)
         except BuildInterrupted as stopped:  # the flow run ends Cancelled
             return Cancelled(message=str(stopped), data=stopped)
         except OrchestrationError as failed:  # a node error, or the build could not run:
@@ -378,32 +367,18 @@ class PrefectDbtOrchestrator:
         return plan_selection(manifest, request, context, strategy, selector=engine)
 
     def _execute(
-        self,
-        request: SelectionRequest,
-        strategy: TestStrategy,
-        invocation: InvocationOptions,
-        warnings: tuple[str, ...],
-        raise_errors: bool | None = None,
-        only_fresh: bool = False,
+        self, call: BuildCall, raise_errors: bool | None = None
     ) -> dict[str, dict[str, Any]]:
         logger = _logger()
         # One build per target dir, refused before _plan parses or writes target/.
         with build_lock(self.settings.target_dir):
-            for warning in warnings:
-                logger.warning("%s", warning)
             started = time.perf_counter()
-            build_plan = self._plan(request, strategy, invocation, fresh=True)
-            for warning in build_plan.warnings:  # a selector term that matched nothing
-                logger.warning("%s", warning)
-            check = self._steps.check_freshness(
-                build_plan, invocation, strategy, only_fresh, record=True
-            )
-            for note in check.notes:
-                logger.warning("%s", note)
+            check = self._checked_plan(call, logger)
             plan = check.build_plan.plan
             logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
             log = ProgressLog(logger, plan.node_count)
-            results = with_dropped(self._run_plan(check, invocation, log), check.build_plan)
+            results = self._run_plan(check, call.invocation, log)
+            results = with_dropped(results, check.build_plan)
             for line in summary_lines(results, time.perf_counter() - started):
                 logger.info("%s", line)
             if self.options.create_summary_artifact:
@@ -411,16 +386,26 @@ class PrefectDbtOrchestrator:
             own = self._own_settings
             if own is not None and api_lost(API_CHECK_SECONDS):  # our flow's end would
                 stop_retrying(own)  # retry a dead API for minutes before returning
-        payload = results_to_dict(results)
-        self._last_payload = payload
-        stopped = self._last_stop
-        if stopped is not None and stopped.requested:  # after the summary, as a failure is
-            reason = stopped.reason or INTERRUPTED
-            raise BuildInterrupted(payload, reason, stopped.signal_number or 0)
+        self._last_payload = results_to_dict(results)
         raising = self.options.raise_on_failure if raise_errors is None else raise_errors
-        if raising and any(r.status is NodeStatus.ERROR for r in results.values()):
-            raise DbtBuildFailed(payload)
-        return payload
+        return build_outcome(self._last_payload, self._last_stop, raising)
+
+    def _checked_plan(
+        self, call: BuildCall, logger: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> FreshnessCheck:
+        """The build's plan, freshly parsed, after the freshness check; with
+        every warning logged."""
+        for warning in call.warnings:
+            logger.warning("%s", warning)
+        build_plan = self._plan(call.request, call.strategy, call.invocation, fresh=True)
+        for warning in build_plan.warnings:  # a selector term that matched nothing
+            logger.warning("%s", warning)
+        check = self._steps.check_freshness(
+            build_plan, call.invocation, call.strategy, call.only_fresh_sources, record=True
+        )
+        for note in check.notes:
+            logger.warning("%s", note)
+        return check
 
     def _run_plan(
         self, check: FreshnessCheck, invocation: InvocationOptions, log: ProgressLog
