@@ -144,3 +144,15 @@ def test_a_policy_that_returns_no_key_leaves_its_node_uncached(tmp_path: Path) -
     cache = _prepare(tmp_path, lambda *args: NoKey())
 
     assert {d.reason for d in cache.decisions.values()} == {"the cache policy gave no key"}
+
+
+def test_a_store_that_cannot_be_read_makes_misses_with_a_warning_not_a_failed_build(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the store's folder should be")
+
+    cache = _prepare(blocked, None)
+
+    assert {d.reason for d in cache.decisions.values()} == {"no previous run"}
+    assert "could not read the cache entry" in caplog.text

@@ -249,7 +249,11 @@ def prepare_cache(
     }
     parents = planned_parents(manifest, order)
     decisions = decide_cache(order, states, parents, setup.options, _utcnow(), first_change)
-    lifetimes = {uid: setup.options.lifetime(freshness_ttl(manifest, uid)) for uid in order}
+    by_sources = setup.options.use_source_freshness_expiration
+    lifetimes = {
+        uid: setup.options.lifetime(freshness_ttl(manifest, uid) if by_sources else None)
+        for uid in order
+    }
     return BuildCache(store, decisions, lifetimes)
 
 
@@ -270,9 +274,12 @@ def _state(
     node = build_plan.nodes[uid]
     if options.exclusion(node) is not None or node_key is None:
         return NodeCacheState(node, None if node_key is None else node_key.key)
-    return NodeCacheState(
-        node, node_key.key, node_key.components, store.latest(uid), uid in existing
-    )
+    try:
+        previous = store.latest(uid)
+    except OSError as exc:  # an unreadable store is a miss, not a failed build
+        _LOG.warning("could not read the cache entry of %s (%s): it runs", uid, exc)
+        previous = None
+    return NodeCacheState(node, node_key.key, node_key.components, previous, uid in existing)
 
 
 def _policy_keys(
