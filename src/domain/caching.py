@@ -50,6 +50,8 @@ class CacheOptions:
             build on their own previous state).
         exclude_resource_types: never served from cache (dbt spellings; tests,
             snapshots and unit tests by default).
+        refresh: serve nothing from cache and store every success anew (as
+            Prefect's ``refresh_cache``).
     """
 
     expiration: timedelta | None = None
@@ -60,6 +62,7 @@ class CacheOptions:
     exclude_resource_types: frozenset[str] = attrs.field(
         default=DEFAULT_EXCLUDED_TYPES, converter=_names
     )
+    refresh: bool = False
 
     def exclusion(self, node: Node) -> str | None:
         """Why ``node`` is never served from cache, or None when it may be."""
@@ -202,6 +205,8 @@ def _decide_one(
         return CacheDecision(uid, Prediction.EXCLUDED, excluded)
     if state.key is None:
         return CacheDecision(uid, Prediction.EXCLUDED, "the cache policy gave no key")
+    if options.refresh:
+        return _miss(state, "cache refresh requested")
     previous = state.previous
     if previous is None:
         return _miss(state, "no previous run")

@@ -218,3 +218,12 @@ def test_excluded_nodes_are_never_stored() -> None:
     cache.record(NodeResult(uid("t", "test"), NodeStatus.SUCCESS, DbtStatus.PASS))
 
     assert store.entries == {}
+
+
+def test_a_refresh_runs_every_cacheable_node_and_says_why() -> None:
+    decisions = _decide(_all_stored(), refresh=True)
+
+    assert {decisions[u].reason for u in (uid("s", "seed"), uid("a"), uid("b"))} == {
+        "cache refresh requested"
+    }
+    assert decisions[uid("t", "test")].prediction is Prediction.EXCLUDED

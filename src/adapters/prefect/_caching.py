@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 from prefect.filesystems import WritableFileSystem
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, PREFECT_TASKS_REFRESH_CACHE
 
 from prefect_dbt_orchestrator.adapters.prefect._block_cache_store import resolve_storage
 from prefect_dbt_orchestrator.adapters.prefect._cache_policy import (
@@ -227,6 +227,8 @@ def prepare_cache(
         OptionsConflictError: the storage cannot be used.
     """
     manifest = _manifest_of(build_plan)
+    if PREFECT_TASKS_REFRESH_CACHE.value():  # Prefect's own "recompute everything" switch
+        setup = attrs.evolve(setup, options=attrs.evolve(setup.options, refresh=True))
     order = [uid for wave in build_plan.waves for uid in wave.node_ids]
     nodes = [build_plan.nodes[uid] for uid in order]
     inputs = executor.cache_inputs(nodes, options=invocation)
