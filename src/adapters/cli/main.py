@@ -128,6 +128,11 @@ def _add_build_flags(build: argparse.ArgumentParser) -> None:
         help="write every node's result there as JSON (also when a node failed)",
     )
     build.add_argument(
+        "--write-run-results",
+        action="store_true",
+        help="write the target dir's run_results.json as dbt does (for `dbt retry`)",
+    )
+    build.add_argument(
         "--task-tags",
         action="store_true",
         help="tag task runs (resource type, materialization, tags)",
@@ -245,6 +250,7 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         timeout_seconds=args.timeout,
         concurrency_timeout_seconds=args.concurrency_timeout,
         cache=cache_config(args),
+        write_run_results=args.write_run_results,
     )
 
 

@@ -390,9 +390,7 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _read_secrets(extra_args: Sequence[str]) -> Secrets:
-    """What a build must not report: the ``DBT_ENV_SECRET*`` values dbt scrubs,
-    and ``--vars`` (its text, and the strings in it as dbt parses it)."""
+def _parsed_vars(extra_args: Sequence[str]) -> list[object]:
     from dbt.clients.yaml_helper import load_yaml_text
 
     parsed: list[object] = []
@@ -401,7 +399,20 @@ def _read_secrets(extra_args: Sequence[str]) -> Secrets:
             parsed.append(load_yaml_text(text))
         except Exception:  # dbt reports bad --vars itself; its raw text is scrubbed anyway
             continue
-    return build_secrets(os.environ, extra_args, parsed)
+    return parsed
+
+
+def _read_secrets(extra_args: Sequence[str]) -> Secrets:
+    """What a build must not report: the ``DBT_ENV_SECRET*`` values dbt scrubs,
+    and ``--vars`` (its text, and the strings in it as dbt parses it)."""
+    return build_secrets(os.environ, extra_args, _parsed_vars(extra_args))
+
+
+def cli_vars_and_secrets(extra_args: Sequence[str]) -> tuple[Mapping[str, Any] | None, Secrets]:
+    """``--vars`` as dbt parses it (the last one wins, as in click), and what the
+    build must not report."""
+    parsed = [v for v in _parsed_vars(extra_args) if isinstance(v, Mapping)]
+    return (parsed[-1] if parsed else None), build_secrets(os.environ, extra_args, parsed)
 
 
 def _read_manifest(path: Path) -> Manifest:

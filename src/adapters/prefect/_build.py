@@ -39,6 +39,7 @@ class BuildCall:
     invocation: InvocationOptions
     warnings: tuple[str, ...] = ()
     only_fresh_sources: bool = False
+    command: str = "build"  # dbt's: what run_results.json records as `which`
 
 
 @attrs.frozen

@@ -54,6 +54,7 @@ class RunOptions:
     node_timeout_seconds: float | None = None
     timeout_seconds: float | None = None
     concurrency_timeout_seconds: float | None = None
+    write_run_results: bool = False
 
     def invocation(
         self, full_refresh: bool, target: str | None, extra: tuple[str, ...]

@@ -51,6 +51,7 @@ from prefect_dbt_orchestrator.adapters.prefect._driver import (
 from prefect_dbt_orchestrator.adapters.prefect._freshness import FreshnessCheck, require_state
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
 from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
+from prefect_dbt_orchestrator.adapters.prefect._run_results import record_run_results
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
     BuildStop,
 )
@@ -119,6 +120,7 @@ class PrefectDbtOrchestrator:
         node_timeout_seconds: float | None = None,
         timeout_seconds: float | None = None,
         concurrency_timeout_seconds: float | None = None,
+        write_run_results: bool = False,
         cache: CacheConfig | None = None,
         enable_caching: bool | None = None,
         cache_expiration: timedelta | None = _UNSET,
@@ -146,6 +148,7 @@ class PrefectDbtOrchestrator:
             node_timeout_seconds=node_timeout_seconds,
             timeout_seconds=timeout_seconds,
             concurrency_timeout_seconds=concurrency_timeout_seconds,
+            write_run_results=write_run_results,
         )
         self.cache_setup: CacheSetup | None = fold_cache_options(
             cache=cache,
@@ -207,7 +210,7 @@ class PrefectDbtOrchestrator:
         require_state(only_fresh_sources, self.options.state_path)
         strategy = self.options.test_strategy
         return self._run(
-            request, strategy, full_refresh, target, extra_cli_args, only_fresh_sources
+            request, strategy, full_refresh, target, extra_cli_args, only_fresh=only_fresh_sources
         )
 
     def run_seed(
@@ -220,7 +223,7 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, dict[str, Any]]:
         """Load the selected seeds only, like ``dbt seed``."""
         request = SelectionRequest(select=select, exclude=exclude, resource_types=("seed",))
-        return self._run(request, TestStrategy.SKIP, full_refresh, target, extra_cli_args)
+        return self._run(request, TestStrategy.SKIP, full_refresh, target, extra_cli_args, "seed")
 
     def run_snapshot(
         self,
@@ -231,7 +234,7 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, dict[str, Any]]:
         """Run the selected snapshots only, like ``dbt snapshot``."""
         request = SelectionRequest(select=select, exclude=exclude, resource_types=("snapshot",))
-        return self._run(request, TestStrategy.SKIP, False, target, extra_cli_args)
+        return self._run(request, TestStrategy.SKIP, False, target, extra_cli_args, "snapshot")
 
     def run_test(
         self,
@@ -244,7 +247,7 @@ class PrefectDbtOrchestrator:
         request = SelectionRequest(
             select=select, exclude=exclude, resource_types=("test", "unit_test")
         )
-        return self._run(request, TestStrategy.IMMEDIATE, False, target, extra_cli_args)
+        return self._run(request, TestStrategy.IMMEDIATE, False, target, extra_cli_args, "test")
 
     def _run(
         self,
@@ -253,12 +256,13 @@ class PrefectDbtOrchestrator:
         full_refresh: bool,
         target: str | None,
         extra_cli_args: Sequence[str] | None,
+        command: str = "build",
         only_fresh: bool = False,
     ) -> dict[str, dict[str, Any]]:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
         invocation = self.options.invocation(full_refresh, target, extra)
-        call = BuildCall(request, strategy, invocation, warnings, only_fresh)
+        call = BuildCall(request, strategy, invocation, warnings, only_fresh, command)
         if FlowRunContext.get() is not None:
             return self._execute(call)
         # Called outside a flow: run in a flow of our own, which ends Failed
@@ -379,8 +383,12 @@ class PrefectDbtOrchestrator:
             log = ProgressLog(logger, plan.node_count)
             results = self._run_plan(check, call.invocation, log)
             results = with_dropped(results, check.build_plan)
-            for line in summary_lines(results, time.perf_counter() - started):
+            elapsed = time.perf_counter() - started
+            for line in summary_lines(results, elapsed):
                 logger.info("%s", line)
+            if self.options.write_run_results:
+                nodes = check.build_plan.nodes
+                record_run_results(call, results, nodes, self.settings, elapsed)
             if self.options.create_summary_artifact:
                 publish_summary(results)
             own = self._own_settings
