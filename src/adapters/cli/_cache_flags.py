@@ -7,18 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prefect_dbt_orchestrator.adapters.cli._flags import positive_seconds
+
 if TYPE_CHECKING:  # Prefect is imported only by the commands that run under it
     from prefect_dbt_orchestrator.adapters.prefect import CacheConfig
-
-
-def _positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not greater than 0")
-    return seconds
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +31,7 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--cache-expiration",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="an entry is reusable this long (default: until its key changes)",

@@ -26,6 +26,17 @@ def _split(value: str) -> list[str]:
     return [part for part in value.split(" ") if part]
 
 
+def positive_seconds(value: str) -> float:
+    """An argparse type: a number of seconds greater than 0."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not greater than 0")
+    return seconds
+
+
 def positive_int(value: str) -> int:
     """An argparse type: a whole number >= 1."""
     try:

@@ -52,6 +52,7 @@ from prefect_dbt_orchestrator.adapters.cli._flags import (
     add_debug_flag,
     add_listing_flags,
     dbt_extra_args,
+    positive_seconds,
     selection_request,
 )
 from prefect_dbt_orchestrator.adapters.cli._listing import run_ls, run_plan
@@ -148,18 +149,7 @@ def _add_limit_flags(build: argparse.ArgumentParser) -> None:
         ("--timeout", "stop the whole build after this long, as Ctrl-C does"),
         ("--concurrency-timeout", "give up waiting for a global concurrency limit's slot"),
     ):
-        build.add_argument(flag, type=_seconds, default=None, metavar="SECONDS", help=what)
-
-
-def _seconds(value: str) -> float:
-    """An argparse type: a number of seconds greater than 0."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not greater than 0")
-    return seconds
+        build.add_argument(flag, type=positive_seconds, default=None, metavar="SECONDS", help=what)
 
 
 def _add_plan_and_ls_flags(plan: argparse.ArgumentParser, ls: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     missing_adapter,
 )
 from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
+from prefect_dbt_orchestrator.adapters.dbt_core._vars import read_secrets
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
@@ -34,7 +35,7 @@ from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, Source
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
-from prefect_dbt_orchestrator.domain.redaction import Secrets, build_secrets, flag_values
+from prefect_dbt_orchestrator.domain.redaction import Secrets
 from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
 
 if TYPE_CHECKING:  # dbt itself is imported when a build starts, not with this module
@@ -145,7 +146,7 @@ class DbtCoreExecutor(DbtExecutor):
     def _invoke(runner: Any, args: list[str], step: str) -> Any:
         # dbt's whole reason ("no target named 'x'" and the valid names), its
         # --vars values scrubbed: they may hold passwords.
-        secrets = _read_secrets(args)
+        secrets = read_secrets(args)
         with dbt_errors(step, secrets):
             outcome = runner.invoke(args)
         if outcome.success:
@@ -189,7 +190,7 @@ class DbtCoreExecutor(DbtExecutor):
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
         with self._lock:
             self._close_session()
-            self._secrets = _read_secrets(options.extra_args)
+            self._secrets = read_secrets(options.extra_args)
             self._session = self._open_session(nodes, options, create_schemas=True)
             self._run_hooks("start")
 
@@ -288,7 +289,7 @@ class DbtCoreExecutor(DbtExecutor):
         args = ["source", "freshness", *self._location_args(project), *COMMON_FLAGS]
         args += [*self._console_flags(), "--select", *selectors, "--output", str(output)]
         args += list(options.dbt_flags())
-        with self._lock, dbt_errors("dbt source freshness", _read_secrets(options.extra_args)):
+        with self._lock, dbt_errors("dbt source freshness", read_secrets(options.extra_args)):
             output.unlink(missing_ok=True)
             dbtRunner().invoke(args)  # fails when a source is past error_after: that is data
         try:
@@ -388,31 +389,6 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
-
-
-def _parsed_vars(extra_args: Sequence[str]) -> list[object]:
-    from dbt.clients.yaml_helper import load_yaml_text
-
-    parsed: list[object] = []
-    for text in flag_values(extra_args, "--vars"):
-        try:
-            parsed.append(load_yaml_text(text))
-        except Exception:  # dbt reports bad --vars itself; its raw text is scrubbed anyway
-            continue
-    return parsed
-
-
-def _read_secrets(extra_args: Sequence[str]) -> Secrets:
-    """What a build must not report: the ``DBT_ENV_SECRET*`` values dbt scrubs,
-    and ``--vars`` (its text, and the strings in it as dbt parses it)."""
-    return build_secrets(os.environ, extra_args, _parsed_vars(extra_args))
-
-
-def cli_vars_and_secrets(extra_args: Sequence[str]) -> tuple[Mapping[str, Any] | None, Secrets]:
-    """``--vars`` as dbt parses it (the last one wins, as in click), and what the
-    build must not report."""
-    parsed = [v for v in _parsed_vars(extra_args) if isinstance(v, Mapping)]
-    return (parsed[-1] if parsed else None), build_secrets(os.environ, extra_args, parsed)
 
 
 def _read_manifest(path: Path) -> Manifest:

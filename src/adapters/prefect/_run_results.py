@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect_dbt_orchestrator.adapters.dbt_core._environment import version_of
-from prefect_dbt_orchestrator.adapters.dbt_core.executor import cli_vars_and_secrets
+from prefect_dbt_orchestrator.adapters.dbt_core._vars import cli_vars_and_secrets
 from prefect_dbt_orchestrator.adapters.local.run_results_file import FILE_NAME, write_run_results
 from prefect_dbt_orchestrator.adapters.prefect._build import BuildCall
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
