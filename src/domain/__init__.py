@@ -46,7 +46,7 @@ from prefect_dbt_orchestrator.domain.freshness import (
     read_source_loads,
     skip_unchanged,
 )
-from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph, is_executable
+from prefect_dbt_orchestrator.domain.graph import DbtGraph, build_graph, is_executable, is_no_op
 from prefect_dbt_orchestrator.domain.manifest import (
     Manifest,
     Node,
@@ -54,7 +54,13 @@ from prefect_dbt_orchestrator.domain.manifest import (
     Source,
     UnknownResourceType,
 )
-from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus, Timing
+from prefect_dbt_orchestrator.domain.outcomes import (
+    DbtStatus,
+    NodeResult,
+    NodeStatus,
+    Timing,
+    no_op_result,
+)
 from prefect_dbt_orchestrator.domain.placement import TestStrategy, place_tests
 from prefect_dbt_orchestrator.domain.plan import Plan, PlannedNode, plan_build
 from prefect_dbt_orchestrator.domain.result_codec import (
@@ -113,7 +119,9 @@ __all__ = [
     "fresher_sources",
     "freshness_ttl",
     "is_executable",
+    "is_no_op",
     "layer_into_waves",
+    "no_op_result",
     "place_tests",
     "plan_build",
     "read_source_loads",

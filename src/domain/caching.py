@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 import attrs
 
+from prefect_dbt_orchestrator.domain.graph import is_no_op
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
 
@@ -65,8 +66,14 @@ class CacheOptions:
     refresh: bool = False
 
     def exclusion(self, node: Node) -> str | None:
-        """Why ``node`` is never served from cache, or None when it may be."""
+        """Why ``node`` is never served from cache, or None when it may be.
+
+        Exposures and saved queries always are: dbt runs nothing for them, so
+        there is nothing to store or serve (whatever the options say).
+        """
         kind = node.resource_type.value
+        if is_no_op(node):
+            return f"{kind} nodes run nothing (dbt reports them no-op)"
         if kind in self.exclude_resource_types:
             return f"{kind} nodes are not cached"
         if node.materialized in self.exclude_materializations:

@@ -120,7 +120,19 @@ def _node_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         "column_name": data.get("column_name"),
         "attached_node": data.get("attached_node"),
         "patch_path": data.get("patch_path"),
+        "description": _optional_text(data, "description"),
+        "meta": json_object(data, "meta"),
     }
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str:
+    """``data[key]``, a string that may be absent or null (read as empty)."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise should_be(key, "a string", value)
+    return value
 
 
 def _checksum(value: Any) -> str:

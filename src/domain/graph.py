@@ -26,6 +26,10 @@ EXECUTABLE_TYPES = frozenset(
     }
 )
 TEST_TYPES = frozenset({ResourceType.TEST, ResourceType.UNIT_TEST})
+# What ``dbt build`` plans but runs nothing for (its ExposureRunner and
+# SavedQueryRunner): each ends at once as ``no-op``, or ``skipped`` when
+# something upstream failed. Nothing waits for them.
+NO_OP_TYPES = frozenset({ResourceType.EXPOSURE, ResourceType.SAVED_QUERY})
 _LEFT_OUT = frozenset({ResourceType.OPERATION, ResourceType.SQL_OPERATION})
 
 
@@ -33,6 +37,18 @@ def is_executable(node: Node) -> bool:
     """True for what ``dbt build`` runs: models that are not ephemeral, seeds,
     snapshots, data tests, unit tests and functions."""
     return node.resource_type in EXECUTABLE_TYPES and not node.is_ephemeral
+
+
+def is_no_op(node: Node) -> bool:
+    """True for what ``dbt build`` reports without running it: exposures and
+    saved queries (``no-op`` when run, ``skipped`` after an upstream failure)."""
+    return node.resource_type in NO_OP_TYPES
+
+
+def is_buildable(node: Node) -> bool:
+    """True for every node ``dbt build`` reports a result for: the executable
+    ones and the no-op ones."""
+    return is_executable(node) or is_no_op(node)
 
 
 def _is_member(node: Node) -> bool:

@@ -95,6 +95,10 @@ class Node:
     column_name: str | None = None
     attached_node: str | None = None
     patch_path: str | None = None
+    # What ``dbt docs`` shows. dbt writes ``meta`` twice, here and under
+    # ``config`` (where dbt 1.10+ wants it set); readers try ``config.meta`` first.
+    description: str = ""
+    meta: Mapping[str, Any] = attrs.field(factory=dict, converter=frozen_mapping)
 
     @property
     def materialized(self) -> str | None:

@@ -128,6 +128,9 @@ class NodeResult:
     cache_key: str | None = None
     cached_at: datetime | None = None
     attempts: int = 1
+    carried_over: bool = False  # a retry's: recorded by the previous run, not run again
+    # The SQL dbt ran, when it says (asset descriptions); never in the result dict.
+    compiled_code: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def is_failure(self) -> bool:
@@ -139,6 +142,24 @@ def missing_result(unique_id: str) -> NodeResult:
     """The result of a node the executor was asked to run but did not report."""
     message = "dbt returned no result for this node"
     return NodeResult(unique_id, NodeStatus.ERROR, error=ErrorInfo(message, "MissingResult"))
+
+
+# dbt's message for an exposure or saved query it "ran" (run_results.json).
+NO_OP_MESSAGE = "NO-OP"
+
+
+def no_op_result(unique_id: str, at: datetime) -> NodeResult:
+    """The result of a node dbt runs nothing for (an exposure, a saved query),
+    ended at ``at``: as dbt reports it, status ``no-op``, message ``NO-OP``,
+    no failures, an empty adapter response, and no invocation (nothing ran)."""
+    return NodeResult(
+        unique_id,
+        NodeStatus.SUCCESS,
+        DbtStatus.NO_OP,
+        message=NO_OP_MESSAGE,
+        timing=Timing(at, at),
+        failures=0,
+    )
 
 
 def failure_line(result: NodeResult) -> str:

@@ -12,6 +12,12 @@ IMMEDIATE follows dbt's own rules:
   parents of a removed node to its children, so a planned node waits for its
   nearest planned ancestors through any number of unplanned ones.
 
+* Exposures and saved queries (no-op nodes) wait for their nearest planned
+  ancestors, as any node does (dbt's subset graph joins them through the
+  metrics and semantic models it does not build), but nothing waits for
+  them: a node reading one waits for what it waits for. They get no test
+  edges, which dbt adds only to nodes of ``manifest.nodes``.
+
 DEFERRED runs every test in a second phase, after every other node; SKIP
 plans no tests.
 """
@@ -27,6 +33,7 @@ from prefect_dbt_orchestrator.domain.errors import CycleError
 from prefect_dbt_orchestrator.domain.graph import (
     TEST_TYPES,
     DbtGraph,
+    is_no_op,
     nodes_on_cycles,
     topological_order,
 )
@@ -84,16 +91,18 @@ def place_tests(
 ) -> dict[str, Prerequisites]:
     """The prerequisites of every planned node under ``strategy``.
 
-    ``planned`` holds executable unique_ids only; with SKIP it holds no tests.
+    ``planned`` holds executable and no-op unique_ids only; with SKIP it holds
+    no tests.
 
     Raises:
         CycleError: the nodes depend on each other in a loop.
     """
+    waited_for = frozenset(uid for uid in planned if not is_no_op(graph.members[uid]))
     if strategy is TestStrategy.IMMEDIATE:
         parents = _immediate_parents(graph, planned, ancestor_sets(graph))
-        nearest = _nearest_planned(parents, planned)
+        nearest = _nearest_planned(parents, waited_for)
         return {uid: Prerequisites(nearest[uid], nearest[uid]) for uid in planned}
-    nearest = _nearest_planned(graph.parents, planned)
+    nearest = _nearest_planned(graph.parents, waited_for)
     return {
         uid: Prerequisites(nearest[uid], nearest[uid], phase=int(_is_test(graph, uid)))
         for uid in planned
@@ -169,7 +178,7 @@ def _gets_test_edges(graph: DbtGraph, unique_id: str) -> bool:
 def _nearest_planned(
     parents: Mapping[str, Iterable[str]], planned: frozenset[str]
 ) -> dict[str, frozenset[str]]:
-    """For each member, the nearest planned ancestors (through unplanned ones)."""
+    """For each member, the nearest ``planned`` ancestors (through any others)."""
     order = _order_or_raise(parents, parents)
     nearest: dict[str, frozenset[str]] = {}
     for uid in order:

@@ -11,7 +11,12 @@ from types import MappingProxyType
 
 import attrs
 
-from prefect_dbt_orchestrator.domain.graph import TEST_TYPES, DbtGraph, is_executable
+from prefect_dbt_orchestrator.domain.graph import (
+    NO_OP_TYPES,
+    TEST_TYPES,
+    DbtGraph,
+    is_buildable,
+)
 from prefect_dbt_orchestrator.domain.manifest import AnyResourceType, ResourceType
 from prefect_dbt_orchestrator.domain.placement import Prerequisites, TestStrategy, place_tests
 from prefect_dbt_orchestrator.domain.waves import Wave, layer_into_waves
@@ -26,6 +31,11 @@ class PlannedNode:
         blocked_by: planned nodes whose failure skips this one.
         phase: 1 for DEFERRED tests, which also wait for every phase-0 node.
         can_block: False for ``severity: warn`` tests, whose failure skips nothing.
+
+    Exposures and saved queries are planned as ``dbt build`` plans them: they
+    wait for their nearest planned ancestors (through metrics, semantic
+    models and anything unselected), nothing waits for them, and a driver
+    ends each one at once with its no-op result (``is_no_op``).
     """
 
     unique_id: str
@@ -35,6 +45,11 @@ class PlannedNode:
     phase: int = 0
     can_block: bool = True
     materialized: str | None = None
+
+    @property
+    def is_no_op(self) -> bool:
+        """True when dbt runs nothing for this node: end it with ``no_op_result``."""
+        return self.resource_type in NO_OP_TYPES
 
 
 def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -47,7 +62,7 @@ class Plan:
 
     ``left_out`` maps each selected id that will not run to the reason:
     ``dbt build`` does not run it either (sources, ephemeral models,
-    exposures...), or the test strategy is SKIP.
+    metrics, semantic models...), or the test strategy is SKIP.
     """
 
     nodes: Mapping[str, PlannedNode]
@@ -95,7 +110,7 @@ def _left_out_reason(graph: DbtGraph, uid: str, strategy: TestStrategy) -> str:
     node = graph.members[uid]
     if node.is_ephemeral:
         return "ephemeral model: compiled into the models that ref it"
-    if not is_executable(node):
+    if not is_buildable(node):
         return f"{node.resource_type.value}: dbt build does not run it"
     if strategy is TestStrategy.SKIP and node.resource_type in TEST_TYPES:
         return "test left out by test_strategy=skip"

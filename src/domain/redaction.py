@@ -59,8 +59,8 @@ class Secrets:
         return tuple(out)
 
     def scrub_result(self, result: NodeResult) -> NodeResult:
-        """``result`` with its message, error message and the text values of its
-        adapter response scrubbed."""
+        """``result`` with its message, error message, compiled code and the text
+        values of its adapter response scrubbed."""
         if not self.values:
             return result
         message = None if result.message is None else self.scrub(result.message)
@@ -71,7 +71,10 @@ class Secrets:
             key: self.scrub(value) if isinstance(value, str) else value
             for key, value in result.adapter_response.items()
         }
-        return attrs.evolve(result, message=message, error=error, adapter_response=response)
+        code = None if result.compiled_code is None else self.scrub(result.compiled_code)
+        return attrs.evolve(
+            result, message=message, error=error, adapter_response=response, compiled_code=code
+        )
 
 
 def secret_env_values(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -4,7 +4,8 @@ The dict shape is the seed's result contract: ``status`` in success, error,
 skipped, cached; ``timing``, ``invocation``, ``error``, ``reason``,
 ``failed_upstream``, ``rows_affected``, ``cache_key``, ``cached_at``; plus
 ``dbt_status`` (dbt's finer status: pass, warn, fail, no-op...), ``message``,
-``adapter_response``, ``failures`` and ``retries`` where known. Keys without a
+``adapter_response``, ``failures``, ``retries`` and ``carried_over`` (a
+retry's results recorded by the previous run) where known. Keys without a
 value are left out.
 """
 
@@ -73,6 +74,8 @@ def _optional(out: dict[str, Any], result: NodeResult) -> None:
         out["cached_at"] = _iso(result.cached_at)
     if result.attempts > 1:
         out["retries"] = result.attempts - 1
+    if result.carried_over:
+        out["carried_over"] = True
 
 
 def results_to_dict(results: Mapping[str, NodeResult]) -> dict[str, dict[str, Any]]:
@@ -116,4 +119,5 @@ def result_from_dict(unique_id: str, data: Mapping[str, Any]) -> NodeResult:
         cache_key=data.get("cache_key"),
         cached_at=_when(data["cached_at"]) if data.get("cached_at") else None,
         attempts=int(data.get("retries", 0)) + 1,
+        carried_over=bool(data.get("carried_over", False)),
     )

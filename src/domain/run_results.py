@@ -35,8 +35,9 @@ RUN_RESULTS_SCHEMA = "https://schemas.getdbt.com/dbt/run-results/v6.json"
 THREAD_ID = "Thread-1"
 CACHED_MESSAGE = "served from cache"
 # dbt writes compiled/compiled_code/relation_name only for compiled resources:
-# a seed's are null, and so are those of a unit test that never ran.
-_NOT_COMPILED = frozenset({ResourceType.SEED})
+# a seed's are null, and so are those of a unit test that never ran, and of
+# an exposure or saved query (no-op or skipped, they never compile).
+_NOT_COMPILED = frozenset({ResourceType.SEED, ResourceType.EXPOSURE, ResourceType.SAVED_QUERY})
 _FALLBACK_STATUS = {NodeStatus.ERROR: "error", NodeStatus.SKIPPED: "skipped"}
 _NO_SECRETS = Secrets()
 

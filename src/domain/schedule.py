@@ -6,16 +6,22 @@ makes ready. When a node fails (an error, a failing test, or a skip), every
 planned node it blocks is skipped at once, naming the failed node, exactly as
 ``dbt build`` marks dependents of a failure. Every planned node ends with
 exactly one result.
+
+Exposures and saved queries never reach an executor: a driver hands what
+was released to ``end_no_ops``, which ends those at once with their no-op
+result (dbt runs nothing for them), and starts the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import attrs
 
 from prefect_dbt_orchestrator.domain.errors import ScheduleError, UnknownNodeError, closest
-from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, skipped
+from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, no_op_result, skipped
 from prefect_dbt_orchestrator.domain.plan import Plan, PlannedNode
 
 UPSTREAM_FAILURE = "upstream failure"
@@ -23,10 +29,12 @@ UPSTREAM_FAILURE = "upstream failure"
 
 @attrs.frozen
 class Progress:
-    """What one completion changed: nodes that may start now, nodes now skipped."""
+    """What one completion changed: nodes that may start now, nodes now skipped,
+    and (from ``end_no_ops``) the no-op nodes ended at once."""
 
     ready: tuple[str, ...] = ()
     skipped: tuple[NodeResult, ...] = ()
+    no_ops: tuple[NodeResult, ...] = ()
 
 
 def _reverse(plan: Plan, attribute: str) -> dict[str, list[str]]:
@@ -113,6 +121,30 @@ class Schedule:
                 ready += self._finish(skip.unique_id, skip)
         ready = [uid for uid in dict.fromkeys(ready) if uid not in self._results]
         return Progress(tuple(ready), tuple(skips))
+
+    def end_no_ops(self, candidates: Iterable[str], at: datetime) -> Progress:
+        """End each no-op node (exposure, saved query) among ``candidates``, ready
+        nodes, with ``no_op_result`` at ``at``, as dbt does without running it.
+
+        ``ready`` is what is left to start: the other candidates, then what
+        those ends released (DEFERRED tests wait for every phase-0 node). A
+        no-op never fails, so nothing is skipped.
+
+        Raises:
+            UnknownNodeError: a candidate is not in the plan.
+            ScheduleError: a no-op candidate was not ready, or already ended.
+        """
+        todo = deque(candidates)
+        run: list[str] = []
+        ended: list[NodeResult] = []
+        while todo:
+            uid = todo.popleft()
+            if not self._planned(uid).is_no_op:
+                run.append(uid)
+                continue
+            ended.append(no_op_result(uid, at))
+            todo.extend(self.complete(uid, ended[-1]).ready)
+        return Progress(tuple(dict.fromkeys(run)), (), tuple(ended))
 
     def abandon(self, reason: str) -> tuple[NodeResult, ...]:
         """End every node that has no result yet as skipped for ``reason`` (an

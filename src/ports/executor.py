@@ -49,6 +49,9 @@ class DbtExecutor(Protocol):
     A node that fails inside dbt (a SQL error, a failing test) is data: a
     ``NodeResult`` with status ERROR and dbt's own status and message. Only
     ``ExecutorUnavailable`` is raised, when dbt could not run at all.
+
+    Drivers never hand it exposures or saved queries (``PlannedNode.is_no_op``):
+    dbt runs nothing for them, and ``Schedule.end_no_ops`` ends them.
     """
 
     def load_manifest(

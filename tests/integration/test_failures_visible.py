@@ -7,6 +7,7 @@ line and artifact asserted here is read back from the Prefect API.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -44,6 +45,7 @@ from prefect_dbt_orchestrator import (
     PrefectDbtOrchestrator,
     PrefectDbtSettings,
 )
+from prefect_dbt_orchestrator.adapters.prefect._artifacts import SUMMARY_KEY, TABLE_KEY
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from tests.integration.conftest import DEMO_NODE_COUNT, copy_project
 from tests.integration.test_demo_project import FAILING_MODEL, SKIPPED_WHEN_FCT_RIDES_FAILS
@@ -84,7 +86,7 @@ async def _read(flow_run_id: uuid.UUID) -> tuple[FlowRun, list[TaskRun], list[Ar
         tasks = await client.read_task_runs(flow_run_filter=runs, limit=200)
         artifacts = await client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["dbt-orchestrator-summary"]),
+                key=ArtifactFilterKey(any_=[SUMMARY_KEY, TABLE_KEY]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
@@ -95,7 +97,7 @@ async def _read(flow_run_id: uuid.UUID) -> tuple[FlowRun, list[TaskRun], list[Ar
 
 
 def read_back(flow_run_id: uuid.UUID) -> tuple[FlowRun, list[TaskRun], list[Artifact], list[Log]]:
-    """The flow run, its task runs, its summary artifact and its logs, from the API."""
+    """The flow run, its task runs, its summary artifacts and its logs, from the API."""
     APILogHandler().flush()
     return anyio.run(_read, flow_run_id)
 
@@ -145,8 +147,23 @@ def test_a_failing_build_ends_failed_with_its_cause_in_the_artifact_and_skips_vi
     else:
         assert failed[0].name.startswith("wave-")
         assert FAILING_MODEL in (failed[0].state.message or "")  # type: ignore[union-attr]
-    assert len(artifacts) == 1
-    assert CAUSE in str(artifacts[0].data)
+    summary = {a.key: a for a in artifacts}
+    assert len(artifacts) == len(summary) == 2
+    markdown = str(summary[SUMMARY_KEY].data)
+    # the database's own words, in full, and where the model lives
+    assert CAUSE in markdown and "a_table_that_does_not_exist" in markdown
+    assert "models/facts/fct_rides.sql" in markdown
+    # the skipped tree: every skipped node under the failure that caused it
+    tree = markdown[markdown.index("### Skipped") :]
+    assert f"after `{FAILING_MODEL}` failed ({len(SKIPPED_WHEN_FCT_RIDES_FAILS)})" in tree
+    assert all(f"`{uid}`" in tree for uid in SKIPPED_WHEN_FCT_RIDES_FAILS)
+    assert "### Slowest nodes" in markdown and "parallelism" in markdown
+    rows = json.loads(str(summary[TABLE_KEY].data))
+    assert len(rows) == DEMO_NODE_COUNT
+    by_id = {row["unique_id"]: row for row in rows}
+    assert by_id[FAILING_MODEL]["status"] == "error" and by_id[FAILING_MODEL]["attempts"] == 1
+    assert {by_id[uid]["status"] for uid in SKIPPED_WHEN_FCT_RIDES_FAILS} == {"skipped"}
+    assert all(row["duration_seconds"] is not None for row in rows if row["status"] == "success")
 
 
 @MODES

@@ -66,11 +66,27 @@ def exposure(name: str, *parents: str) -> dict[str, Any]:
     return _node("exposure", name, parents)
 
 
+def semantic_model(name: str, model_name: str) -> dict[str, Any]:
+    return _node("semantic_model", name, (model_name,))
+
+
+def metric(name: str, *parents: str) -> dict[str, Any]:
+    """A metric on semantic models or other metrics (a derived metric)."""
+    return _node("metric", name, parents)
+
+
+def saved_query(name: str, *metrics: str) -> dict[str, Any]:
+    return _node("saved_query", name, metrics)
+
+
 _TABLES = {
     "source": "sources",
     "unit_test": "unit_tests",
     "exposure": "exposures",
     "function": "functions",
+    "semantic_model": "semantic_models",
+    "metric": "metrics",
+    "saved_query": "saved_queries",
 }
 
 
@@ -87,6 +103,9 @@ def manifest_dict(*nodes: dict[str, Any]) -> dict[str, Any]:
         "unit_tests": {},
         "exposures": {},
         "functions": {},
+        "semantic_models": {},
+        "metrics": {},
+        "saved_queries": {},
     }
     for node in nodes:
         resolved = dict(node)

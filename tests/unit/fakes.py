@@ -12,6 +12,7 @@ import attrs
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad
+from prefect_dbt_orchestrator.domain.graph import is_no_op
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
@@ -100,6 +101,7 @@ class FakeExecutor(DbtExecutor):
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
         if self.unavailable:
             raise ExecutorUnavailable("fake dbt", "told to be unavailable")
+        _refuse_no_ops(nodes)
         self.started.append(tuple(n.unique_id for n in nodes))
 
     def finish_run(self) -> None:
@@ -110,6 +112,7 @@ class FakeExecutor(DbtExecutor):
             self.cancelled.append(None if unique_ids is None else tuple(sorted(unique_ids)))
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        _refuse_no_ops([node])
         self._enter(node.unique_id)
         try:
             return self._result(node, command_for(node.resource_type).value)
@@ -124,6 +127,7 @@ class FakeExecutor(DbtExecutor):
         options: InvocationOptions,
         around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
+        _refuse_no_ops(nodes)
         self.waves.append(tuple(n.unique_id for n in nodes))
         for node in nodes:
             with around_node(node.unique_id) if around_node else nullcontext():
@@ -162,6 +166,13 @@ class FakeExecutor(DbtExecutor):
             invocation=Invocation(command, ("--select", uid)),
             error=error,
         )
+
+
+def _refuse_no_ops(nodes: Sequence[Node]) -> None:
+    """Drivers end exposures and saved queries themselves: dbt runs nothing for them."""
+    given = [n.unique_id for n in nodes if is_no_op(n)]
+    if given:
+        raise AssertionError(f"no-op nodes reached the executor: {', '.join(given)}")
 
 
 @attrs.define

@@ -11,6 +11,11 @@ the real codec. They look like what ``dbt parse`` writes:
 * unit tests test one enabled, materialized model;
 * exposures read models.
 
+With ``semantic=True`` a semantic layer follows: semantic models on models,
+metrics on semantic models or earlier metrics, saved queries on metrics,
+more exposures on models, sources and metrics, and (what dbt cannot parse,
+asked of the planner anyway) models reading an exposure or saved query.
+
 As in dbt, nothing enabled reads a disabled model, and a test of a disabled
 model is disabled itself.
 """
@@ -30,8 +35,11 @@ from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from tests.unit.builders import (
     exposure,
     manifest_of,
+    metric,
     model,
+    saved_query,
     seed,
+    semantic_model,
     snapshot,
     source,
     test,
@@ -156,10 +164,65 @@ def project_nodes(
     return tuple(nodes)
 
 
+_SEMANTIC_KINDS = (
+    "semantic_model",
+    "metric",
+    "metric",
+    "saved_query",
+    "saved_query",
+    "exposure",
+    "exposure",
+    "reader",
+)
+
+
+def _enabled(nodes: tuple[dict[str, Any], ...], *kinds: str) -> list[str]:
+    return [
+        n["name"] for n in nodes if n["resource_type"] in kinds and n["config"].get("enabled", True)
+    ]
+
+
 @st.composite
-def projects(draw: st.DrawFn, min_nodes: int = 1, max_nodes: int = 14) -> Project:
+def semantic_layer(
+    draw: st.DrawFn, base: tuple[dict[str, Any], ...], max_nodes: int = 8
+) -> tuple[dict[str, Any], ...]:
+    """``base`` with a random semantic layer on its enabled models (see the module doc)."""
+    models = _enabled(base, "model")
+    readable = _enabled(base, "model", "seed", "source", "snapshot")
+    if not models:
+        return base
+    semantic: list[str] = []
+    metrics: list[str] = []
+    no_ops: list[str] = []
+    added: list[dict[str, Any]] = []
+    for index in range(draw(st.integers(1, max_nodes))):
+        name, kind = f"s{index}", draw(st.sampled_from(_SEMANTIC_KINDS))
+        if kind == "semantic_model" or not semantic:
+            added.append(semantic_model(name, draw(st.sampled_from(models))))
+            semantic.append(name)
+        elif kind == "metric":
+            added.append(metric(name, *_pick(draw, semantic + metrics, 1, 2)))
+            metrics.append(name)
+        elif kind == "saved_query" and metrics:
+            added.append(saved_query(name, *_pick(draw, metrics, 1, 3)))
+            no_ops.append(name)
+        elif kind == "exposure":
+            added.append(exposure(name, *_pick(draw, readable + metrics, 1, 3)))
+            no_ops.append(name)
+        elif kind == "reader" and no_ops:
+            parents = [draw(st.sampled_from(no_ops)), *_pick(draw, readable, 0, 1)]
+            added.append(model(name, *parents))
+    return base + tuple(added)
+
+
+@st.composite
+def projects(
+    draw: st.DrawFn, min_nodes: int = 1, max_nodes: int = 14, semantic: bool = False
+) -> Project:
     """A random project, structured by the real codec."""
     nodes = draw(project_nodes(min_nodes, max_nodes))
+    if semantic:
+        nodes = draw(semantic_layer(nodes))
     manifest = manifest_of(*nodes)
     return Project(nodes, manifest, build_graph(manifest))
 
@@ -188,9 +251,10 @@ def scenarios(
     min_nodes: int = 1,
     max_nodes: int = 14,
     strategy: TestStrategy | None = None,
+    semantic: bool = False,
 ) -> Scenario:
     """A project, a selection of it, a test strategy and an outcome for each member."""
-    project = draw(projects(min_nodes, max_nodes))
+    project = draw(projects(min_nodes, max_nodes, semantic))
     selected = draw(selections(project))
     chosen = strategy if strategy is not None else draw(strategy_choices)
     outcomes = draw(outcomes_for(project.member_ids))

@@ -6,26 +6,29 @@ Each build of the corpus (one ``run_results.json`` per project and the eight
 for the nodes dbt selected, every node that really ran is completed with its
 real status, and the nodes the schedule skips are compared with dbt's.
 
-Exposures, saved queries and hooks (operations) appear in dbt's results but
-are not executable here: they are left out of the comparison (dbt reports the
-exposure as ``no-op`` and the saved queries as ``skipped`` when upstream
-failed; hooks run outside the DAG).
+Exposures and saved queries are compared too: dbt runs nothing for them and
+reports them ``no-op`` (the evaluator's exposure), or ``skipped`` when
+something upstream failed (jaffle_shop's saved queries, behind metrics and
+semantic models); the replay ends them with ``Schedule.end_no_ops`` as the
+drivers do. Hooks (operations) run outside the DAG and are left out.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import pytest
 
-from prefect_dbt_orchestrator.domain.graph import build_graph, is_executable
+from prefect_dbt_orchestrator.domain.graph import NO_OP_TYPES, build_graph
 from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, contract_status
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from prefect_dbt_orchestrator.domain.plan import Plan, plan_build
 from prefect_dbt_orchestrator.domain.schedule import Schedule
 from tests.corpus import PROJECTS, jsonl, manifest, run_results
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @attrs.frozen
@@ -71,29 +74,33 @@ BUILDS += [
 
 def _plan_for(project: str, build: dict[str, Ran]) -> tuple[Plan, dict[str, Ran]]:
     graph = build_graph(manifest(project))
-    compared = {
-        uid: ran
-        for uid, ran in build.items()
-        if uid in graph.members and is_executable(graph.members[uid])
-    }
+    compared = {uid: ran for uid, ran in build.items() if not uid.startswith("operation.")}
     return plan_build(graph, compared, TestStrategy.IMMEDIATE), compared
 
 
 def _replay(plan: Plan, build: dict[str, Ran]) -> tuple[set[str], set[str]]:
     """Feed real outcomes; return (nodes the schedule skipped, nodes it wanted to
-    run that dbt skipped)."""
+    run, or ended as no-op, that dbt skipped or ran otherwise)."""
     schedule = Schedule.start(plan)
-    queue = list(schedule.ready())
-    ours_skipped: set[str] = set()
     wrongly_ready: set[str] = set()
+
+    def start(released: tuple[str, ...]) -> list[str]:
+        ended = schedule.end_no_ops(released, AT)
+        wrongly_ready.update(
+            r.unique_id for r in ended.no_ops if build[r.unique_id].status != "no-op"
+        )
+        return list(ended.ready)
+
+    queue = start(schedule.ready())
+    ours_skipped: set[str] = set()
     while queue:
         uid = queue.pop()
         dbt_status = DbtStatus(build[uid].status)
-        if dbt_status is DbtStatus.SKIPPED:
+        if dbt_status in (DbtStatus.SKIPPED, DbtStatus.NO_OP):
             wrongly_ready.add(uid)
         progress = schedule.complete(uid, NodeResult(uid, contract_status(dbt_status), dbt_status))
         ours_skipped |= {skip.unique_id for skip in progress.skipped}
-        queue.extend(progress.ready)
+        queue.extend(start(progress.ready))
     assert schedule.finished
     return ours_skipped, wrongly_ready
 
@@ -133,4 +140,14 @@ def test_the_corpus_builds_cover_errors_failures_and_skips() -> None:
     statuses = {
         ran.status for build in (_from_run_results(p) for p in PROJECTS) for ran in build.values()
     }
-    assert {"success", "error", "skipped", "pass"} <= statuses
+    assert {"success", "error", "skipped", "pass", "no-op"} <= statuses
+
+
+def test_the_compared_builds_hold_a_no_op_exposure_and_skipped_saved_queries() -> None:
+    no_ops = {
+        (uid.split(".")[0], ran.status)
+        for project in PROJECTS
+        for uid, ran in _plan_for(project, _from_run_results(project))[1].items()
+        if manifest(project).all_resources()[uid].resource_type in NO_OP_TYPES
+    }
+    assert no_ops == {("exposure", "no-op"), ("saved_query", "skipped")}

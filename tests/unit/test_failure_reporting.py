@@ -19,7 +19,7 @@ from prefect_dbt_orchestrator.domain.outcomes import (
     missing_result,
     skipped,
 )
-from prefect_dbt_orchestrator.domain.render import summary_lines, summary_markdown
+from prefect_dbt_orchestrator.domain.summary import summarize, summary_lines, summary_markdown
 
 DBT_RUNTIME = (
     "Runtime Error in model fct_rides (models/facts/fct_rides.sql)\n"
@@ -74,14 +74,14 @@ def test_failure_line_reads_a_result_without_error_info() -> None:
 def test_the_closing_summary_names_the_file_and_the_cause() -> None:
     results = {FCT: _failed(), "model.demo.mart": skipped("model.demo.mart", (FCT,), "x")}
 
-    lines = summary_lines(results, 1.5)
+    lines = summary_lines(summarize(results, {}, 1.5))
 
     assert f"  error    {FCT} (models/facts/fct_rides.sql): {CAUSE}" in lines
     assert not any("Runtime Error in model" in line for line in lines)
 
 
 def test_the_summary_artifact_holds_the_cause_and_dbts_whole_message() -> None:
-    markdown = summary_markdown({FCT: _failed()})
+    markdown = summary_markdown(summarize({FCT: _failed()}, {}, 0.0))
 
     assert f"- `{FCT} (models/facts/fct_rides.sql)`: {CAUSE}" in markdown
     assert "LINE 30: select * from a_table_that_does_not_exist" in markdown

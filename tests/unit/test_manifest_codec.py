@@ -158,6 +158,30 @@ def test_a_freshness_threshold_without_a_count_reads_as_no_threshold() -> None:
     assert orders.loaded_at_field is None
 
 
+def test_descriptions_and_both_copies_of_meta_are_read_from_the_corpus() -> None:
+    orders = manifest("jaffle_shop_duckdb").nodes["model.jaffle_shop.orders"]
+    schedule = manifest("nba_monte_carlo").sources["source.sports_sims.nba.nba_schedule"]
+    location = {"external_location": "../data/nba/{identifier}.csv"}
+
+    assert orders.description.startswith("This table has basic information about orders")
+    assert dict(orders.meta) == {} and dict(orders.config.meta) == {}
+    assert schedule.description == "this is the nba schedule"
+    assert dict(schedule.meta) == location and dict(schedule.config.meta) == location
+
+
+def test_a_node_without_description_or_meta_reads_as_empty_and_meta_is_read_only() -> None:
+    data = manifest_dict(model("a"))
+    data["nodes"][uid("a")].update(description=None)
+    node = structure_manifest(data).nodes[uid("a")]
+
+    assert node.description == "" and dict(node.meta) == {}
+    data["nodes"][uid("a")].update(description="Orders.", meta={"owner": "ana"})
+    node = structure_manifest(data).nodes[uid("a")]
+    assert node.description == "Orders." and dict(node.meta) == {"owner": "ana"}
+    with pytest.raises(TypeError):
+        node.meta["owner"] = "bo"  # type: ignore[index]
+
+
 def test_an_unknown_resource_type_is_kept_as_written_and_never_taken_for_a_model() -> None:
     widget = model("widget")
     widget.update(resource_type="widget", unique_id="widget.proj.widget")
@@ -361,6 +385,16 @@ WRONG_TYPES: dict[str, tuple[tuple[str | int, ...], Any, str]] = {
         ("nodes", A, "tags"),
         5,
         f'nodes["{A}"].tags should be a list of strings, not int',
+    ),
+    "a list description": (
+        ("nodes", A, "description"),
+        ["x"],
+        f'nodes["{A}"].description should be a string, not a list',
+    ),
+    "meta as a list": (
+        ("nodes", A, "meta"),
+        [],
+        f'nodes["{A}"].meta should be an object, not a list',
     ),
     "a parent_map entry as a string": (
         ("parent_map",),

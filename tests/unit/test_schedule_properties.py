@@ -10,6 +10,7 @@ everything downstream of it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import attrs
 from hypothesis import given, settings
@@ -37,7 +38,10 @@ _EXECUTABLE = (
     ResourceType.UNIT_TEST,
     ResourceType.FUNCTION,
 )
+# dbt build reports them (no-op, or skipped) but runs nothing for them.
+NO_OP = (ResourceType.EXPOSURE, ResourceType.SAVED_QUERY)
 _SUCCEEDED = (DbtStatus.SUCCESS, DbtStatus.PASS, DbtStatus.WARN, DbtStatus.NO_OP)
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # --- the reference -----------------------------------------------------------
@@ -108,6 +112,10 @@ def expected_to_run(scenario: Scenario, plan: Plan) -> set[str]:
     return ran
 
 
+def no_op_ids(plan: Plan) -> frozenset[str]:
+    return frozenset(uid for uid, node in plan.nodes.items() if node.resource_type in NO_OP)
+
+
 def plan_of(scenario: Scenario) -> Plan:
     return plan_build(scenario.graph, scenario.selected, scenario.strategy)
 
@@ -125,14 +133,23 @@ class Run:
     skipped: list[NodeResult] = attrs.Factory(list)
 
     def note_ready(self, ready: Iterable[str]) -> None:
-        for uid in ready:
-            self.ended_when_ready.setdefault(uid, frozenset(self.schedule.results))
+        """Note what had ended when each node was released; end the no-op ones
+        at once, as drivers do, and note what those ends released."""
+        todo = list(ready)
+        while todo:
+            for uid in todo:
+                self.ended_when_ready.setdefault(uid, frozenset(self.schedule.results))
+            ended = self.schedule.end_no_ops(todo, AT)
+            assert not ended.skipped
+            self.completed.update((r.unique_id, r) for r in ended.no_ops)
+            todo = [uid for uid in ended.ready if uid not in self.ended_when_ready]
 
 
 def drive(
     plan: Plan, outcomes: Mapping[str, DbtStatus], pick: Callable[[Sequence[str]], str]
 ) -> Run:
-    """Complete one ready node at a time, chosen by ``pick``, until the schedule ends."""
+    """Complete one ready node at a time, chosen by ``pick``, until the schedule
+    ends; exposures and saved queries end with ``end_no_ops`` as they are released."""
     run = Run(Schedule.start(plan))
     run.note_ready(run.schedule.ready())
     while not run.schedule.finished:
@@ -299,6 +316,8 @@ def test_the_plan_holds_the_selected_executable_nodes_in_the_phase_of_the_strate
 
     def runs(uid: str) -> bool:
         node = graph.members[uid]
+        if node.resource_type in NO_OP:
+            return True
         if node.resource_type not in _EXECUTABLE or node.config.materialized == "ephemeral":
             return False
         return not (scenario.strategy is TestStrategy.SKIP and node.resource_type in _TESTS)
@@ -399,12 +418,15 @@ def check_only_descendants_of_failures_are_skipped(scenario: Scenario, per_wave:
     executor, results = run_per_wave(scenario, plan, per_wave)
     expected = expected_to_run(scenario, plan)
     order = dbt_order(scenario.graph, plan.test_strategy)
+    no_ops = no_op_ids(plan)
 
-    assert sorted(executor.ran) == sorted(expected)
+    assert sorted(executor.ran) == sorted(expected - no_ops)
     assert results.keys() == plan.nodes.keys()
     for uid, result in results.items():
         if uid in expected:
-            assert result.dbt_status is scenario.outcomes[uid]
+            assert result.dbt_status is (
+                DbtStatus.NO_OP if uid in no_ops else scenario.outcomes[uid]
+            )
         else:
             assert result.status is NodeStatus.SKIPPED
             (failed,) = result.failed_upstream
@@ -419,5 +441,7 @@ def test_per_wave_runs_call_dbt_once_per_plan_wave_when_nothing_fails(scenario: 
         scenario, outcomes={uid: DbtStatus.SUCCESS for uid in scenario.outcomes}
     )
     executor, _ = run_per_wave(everything_passes, plan)
+    no_ops = no_op_ids(plan)
+    dbt_waves = [tuple(u for u in w.node_ids if u not in no_ops) for w in plan.waves]
 
-    assert [tuple(sorted(w)) for w in executor.waves] == [w.node_ids for w in plan.waves]
+    assert [tuple(sorted(w)) for w in executor.waves] == [w for w in dbt_waves if w]

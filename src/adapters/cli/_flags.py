@@ -61,9 +61,10 @@ def add_debug_flag(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def add_dbt_flags(parser: argparse.ArgumentParser, command: str) -> None:
-    """The dbt flags of ``command`` (build, plan or ls)."""
+    """The dbt flags of ``command`` (build, retry, plan or ls)."""
     _add_location(parser)
-    _add_selection(parser, listing=command == "ls")
+    if command != "retry":  # a retry's selection is the previous run's
+        _add_selection(parser, listing=command == "ls")
     _add_state(parser)
     if command != "ls":  # dbt ls has neither
         parser.add_argument(

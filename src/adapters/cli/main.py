@@ -76,6 +76,7 @@ dbt's own selection syntax. The dbt flags are spelled as dbt spells them, so
 a `dbt build ...` or `dbt ls ...` line runs unchanged after dbt-orchestrate.
 
   build  run the selection like `dbt build`, inside a Prefect flow
+  retry  run again what failed or was skipped in the previous build, like `dbt retry`
   plan   print what build would run, wave by wave, without running it
   ls     list what the selection picks, exactly as `dbt ls` lists it
 """
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {
         "build": "run the selection like `dbt build`, inside a Prefect flow",
+        "retry": "run again only the nodes that errored or were skipped in the previous "
+        "build (the target dir's run_results.json, ours or dbt's), like `dbt retry`",
         "plan": "print what build would run, without running it",
         "ls": "list the selected resources exactly like `dbt ls`",
     }
@@ -188,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_dbt_flags(sub, name)
         add_debug_flag(sub, top=False)
     _add_build_flags(subs["build"])
+    _add_build_flags(subs["retry"])
     _add_plan_and_ls_flags(subs["plan"], subs["ls"])
     return parser
 
@@ -247,14 +251,14 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
 def _build_flow(
     orchestrator: PrefectDbtOrchestrator, request: SelectionRequest, args: argparse.Namespace
 ) -> Callable[..., Any]:
-    """The ``dbt-orchestrate-build`` flow: Failed when a node errored or dbt could
+    """The ``dbt-orchestrate-build`` (or ``-retry``) flow: Failed when a node errored or dbt could
     not run, Cancelled when interrupted; the state holds the error."""
     from prefect import flow
     from prefect.states import Cancelled, Failed
 
     extra = dbt_extra_args(args)
 
-    @flow(name="dbt-orchestrate-build", log_prints=False)
+    @flow(name=f"dbt-orchestrate-{args.command}", log_prints=False)
     def dbt_orchestrate_build() -> Any:
         try:
             results = orchestrator.run_build(
@@ -268,6 +272,7 @@ def _build_flow(
                 exclude_resource_types=request.exclude_resource_types,
                 indirect_selection=request.indirect_selection,
                 only_fresh_sources=args.only_fresh_sources,
+                retry_failed=args.command == "retry",
             )
         except BuildInterrupted as stopped:
             _keep_results(args.results_json, stopped.results, NODE_FAILED)
@@ -319,6 +324,7 @@ def _check_build(
         full_refresh=args.full_refresh,
         target=args.target,
         extra_cli_args=dbt_extra_args(args),
+        retry_failed=args.command == "retry",
     )
 
 
@@ -329,7 +335,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
     check_results_path(args.results_json)
     check_prefect_api()  # in seconds, before anything parses or a flow run starts
-    request = selection_request(args)
+    request = selection_request(args) if args.command == "build" else SelectionRequest()
     orchestrator = _orchestrator(args)
     _check_build(orchestrator, request, args)
     state = _build_flow(orchestrator, request, args)(return_state=True)
@@ -348,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (see the module docstring)."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "build":
+        if args.command in ("build", "retry"):
             return _run_build(args)
         if args.command == "plan":
             return run_plan(args)

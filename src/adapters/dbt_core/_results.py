@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from prefect_dbt_orchestrator.domain.graph import is_no_op
+from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
     ErrorInfo,
@@ -20,6 +22,7 @@ from prefect_dbt_orchestrator.domain.outcomes import (
     NodeStatus,
     Timing,
     contract_status,
+    no_op_result,
 )
 from prefect_dbt_orchestrator.domain.redaction import Secrets
 
@@ -81,8 +84,14 @@ def to_node_result(
         failures=result.failures,
         adapter_response=adapter_response,
         attempts=attempts,
+        compiled_code=_compiled_code(result),
     )
     return secrets.scrub_result(mapped)
+
+
+def _compiled_code(result: Any) -> str | None:
+    code = getattr(getattr(result, "node", None), "compiled_code", None)
+    return code if isinstance(code, str) and code else None
 
 
 def crashed(
@@ -100,3 +109,11 @@ def crashed(
         error=ErrorInfo(str(exc) or type(exc).__name__, type(exc).__name__),
     )
     return secrets.scrub_result(mapped)
+
+
+def no_op_results(nodes: Sequence[Node]) -> dict[str, NodeResult]:
+    """The results of the exposures and saved queries among ``nodes``, which dbt
+    never runs. Drivers end them before calling an executor; this keeps one
+    that still reaches the executor out of dbt's selection."""
+    now = datetime.now(UTC)
+    return {n.unique_id: no_op_result(n.unique_id, now) for n in nodes if is_no_op(n)}

@@ -13,8 +13,10 @@ dbt's flags are process-global, so only one session may be open at a time.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dbt.adapters.factory import adapter_management, get_adapter
@@ -241,3 +243,31 @@ class DbtSession:
                     release()
         finally:
             self._stack.close()
+
+
+def read_runnable_manifest(path: Path) -> Manifest:
+    """dbt's manifest from ``path`` (a manifest.json), made runnable: dbt itself
+    reads one only for deferral.
+
+    ``from_writable_manifest`` reads every test back as a singular test,
+    dropping ``test_metadata``, so generic tests would not compile: rebuild
+    those from the JSON. A manifest written by ``dbt build`` also records
+    nodes as already compiled with their ephemeral CTEs injected; reset that,
+    or dbt reuses SQL that lacks the CTEs.
+    """
+    from dbt.artifacts.schemas.manifest import WritableManifest
+    from dbt.contracts.graph.nodes import GenericTestNode
+
+    writable = WritableManifest.read_and_check_versions(str(path))
+    manifest = Manifest.from_writable_manifest(writable)
+    raw_nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+    for unique_id, raw in raw_nodes.items():
+        if raw.get("resource_type") == "test" and raw.get("test_metadata"):
+            manifest.nodes[unique_id] = GenericTestNode.from_dict(raw)
+    for node in manifest.nodes.values():
+        if getattr(node, "extra_ctes_injected", False):
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node.compiled = False
+            node.compiled_code = None
+    return manifest

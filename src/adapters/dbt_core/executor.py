@@ -25,7 +25,11 @@ from prefect_dbt_orchestrator.adapters.dbt_core._errors import (
     dbt_reason,
     missing_adapter,
 )
-from prefect_dbt_orchestrator.adapters.dbt_core._results import crashed, to_node_result
+from prefect_dbt_orchestrator.adapters.dbt_core._results import (
+    crashed,
+    no_op_results,
+    to_node_result,
+)
 from prefect_dbt_orchestrator.adapters.dbt_core._vars import read_secrets
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
@@ -33,6 +37,7 @@ from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
 from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
+from prefect_dbt_orchestrator.domain.graph import is_no_op
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, Source
 from prefect_dbt_orchestrator.domain.outcomes import Invocation, NodeResult
 from prefect_dbt_orchestrator.domain.redaction import Secrets
@@ -176,22 +181,19 @@ class DbtCoreExecutor(DbtExecutor):
 
     def _load_dbt_manifest(self, project: DbtProject) -> Any:
         if self._dbt_manifest is None:
-            from dbt.artifacts.schemas.manifest import WritableManifest
-            from dbt.contracts.graph.manifest import Manifest as DbtManifest
+            from prefect_dbt_orchestrator.adapters.dbt_core._session import read_runnable_manifest
 
-            path = str(self._manifest_path or project.manifest_path)
+            path = Path(self._manifest_path or project.manifest_path)
             with dbt_errors(f"reading {path}"):
-                writable = WritableManifest.read_and_check_versions(path)
-                manifest = DbtManifest.from_writable_manifest(writable)
-                _prepare_to_run(manifest, Path(path))
-                self._dbt_manifest = manifest
+                self._dbt_manifest = read_runnable_manifest(path)
         return self._dbt_manifest
 
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
         with self._lock:
             self._close_session()
             self._secrets = read_secrets(options.extra_args)
-            self._session = self._open_session(nodes, options, create_schemas=True)
+            runnable = [n for n in nodes if not is_no_op(n)]  # dbt runs nothing for those
+            self._session = self._open_session(runnable, options, create_schemas=True)
             self._run_hooks("start")
 
     def _open_session(
@@ -305,6 +307,8 @@ class DbtCoreExecutor(DbtExecutor):
         return read_source_loads(data, source=str(kept))
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
+        if is_no_op(node):  # an exposure or saved query: dbt runs nothing for it
+            return no_op_results([node])[node.unique_id]
         args = ("--select", exact_selector(node, self._root_package), *options.dbt_flags())
         # Reported args keep --vars with its value replaced: it may hold passwords.
         invocation = Invocation(
@@ -333,6 +337,10 @@ class DbtCoreExecutor(DbtExecutor):
         options: InvocationOptions,
         around_node: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> Mapping[str, NodeResult]:
+        done = no_op_results(nodes)  # never in dbt's --select: dbt runs nothing for them
+        nodes = [n for n in nodes if n.unique_id not in done]
+        if not nodes:
+            return done
         selectors = [exact_selector(n, self._root_package) for n in nodes]
         args = ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags())
         invocation = Invocation("build", self._secrets.redact_args(args))
@@ -342,33 +350,10 @@ class DbtCoreExecutor(DbtExecutor):
                 n.unique_id: pool.submit(self._run_one, n.unique_id, invocation, around_node)
                 for n in nodes
             }
-            return {uid: future.result() for uid, future in futures.items()}
+            return {**done, **{uid: future.result() for uid, future in futures.items()}}
 
     def _profile_threads(self) -> int:
         return self._require_session().threads()
-
-
-def _prepare_to_run(manifest: Any, path: Path) -> None:
-    """Make a manifest read from JSON runnable (dbt only reads one for deferral).
-
-    ``from_writable_manifest`` reads every test back as a singular test,
-    dropping ``test_metadata``, so generic tests would not compile: rebuild
-    those from the JSON. A manifest written by ``dbt build`` also records
-    nodes as already compiled with their ephemeral CTEs injected; reset that,
-    or dbt reuses SQL that lacks the CTEs.
-    """
-    from dbt.contracts.graph.nodes import GenericTestNode
-
-    raw_nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
-    for unique_id, raw in raw_nodes.items():
-        if raw.get("resource_type") == "test" and raw.get("test_metadata"):
-            manifest.nodes[unique_id] = GenericTestNode.from_dict(raw)
-    for node in manifest.nodes.values():
-        if getattr(node, "extra_ctes_injected", False):
-            node.extra_ctes_injected = False
-            node.extra_ctes = []
-            node.compiled = False
-            node.compiled_code = None
 
 
 def _parse_flags(extra_args: Sequence[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Write a ``run_results.json`` document (``domain.run_results``) to disk; Prefect-free.
+"""Write a ``run_results.json`` document (``domain.run_results``) to disk, and read
+one back for a retry (``domain.retry``); Prefect-free.
 
 dbt's own writer opens the file in place, so a reader (``dbt retry``, a
 ``--state`` comparison) can see half a file; this one never leaves one.
@@ -12,8 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from prefect_dbt_orchestrator.adapters.local.file_cache_store import write_atomically
+from prefect_dbt_orchestrator.domain.retry import PreviousRun, PreviousRunError, read_previous_run
 
 FILE_NAME = "run_results.json"  # dbt.constants.RUN_RESULTS_FILE_NAME
+
+
+def read_run_results(path: Path) -> PreviousRun:
+    """The previous run recorded in ``path`` (ours or dbt's ``run_results.json``).
+
+    Raises:
+        PreviousRunError: the file is missing, unreadable, not JSON, or not a
+            run_results document.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PreviousRunError(source, "there is no such file") from None
+    except OSError as exc:
+        raise PreviousRunError(source, f"it cannot be read ({exc.strerror or exc})") from exc
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise PreviousRunError(source, f"it is not JSON ({exc})") from exc
+    return read_previous_run(document, source)
 
 
 def write_run_results(path: Path, document: Mapping[str, Any]) -> None:

@@ -2,12 +2,15 @@
 
 It proves the planner is reusable: the whole scheduling logic is the
 domain's ``Schedule``; this module only submits work and reports ends.
+Exposures and saved queries never reach the executor: ``end_no_ops`` ends
+them the moment they are released.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 
 import attrs
 
@@ -43,7 +46,8 @@ class ThreadPoolDriver:
         what has not started.
         """
         schedule = Schedule.start(plan)
-        self.executor.start_run([nodes[uid] for uid in sorted(plan.nodes)], options=options)
+        runnable = [uid for uid in sorted(plan.nodes) if not plan.nodes[uid].is_no_op]
+        self.executor.start_run([nodes[uid] for uid in runnable], options=options)
         try:
             if self.per_wave:
                 self._run_waves(schedule, nodes, options)
@@ -56,7 +60,7 @@ class ThreadPoolDriver:
     def _run_waves(
         self, schedule: Schedule, nodes: Mapping[str, Node], options: InvocationOptions
     ) -> None:
-        batch = list(schedule.ready())
+        batch = _to_start(schedule, schedule.ready())
         while batch:
             results = self.executor.run_wave([nodes[uid] for uid in batch], options=options)
             upcoming: list[str] = []
@@ -64,14 +68,16 @@ class ThreadPoolDriver:
                 if uid not in schedule.results:
                     progress = schedule.complete(uid, results.get(uid) or missing_result(uid))
                     upcoming.extend(progress.ready)
-            batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
+            batch = _to_start(
+                schedule, [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
+            )
 
     def _run_nodes(
         self, schedule: Schedule, nodes: Mapping[str, Node], options: InvocationOptions
     ) -> None:
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             running: dict[Future[NodeResult], str] = {}
-            for uid in schedule.ready():
+            for uid in _to_start(schedule, schedule.ready()):
                 running[pool.submit(self.executor.run_node, nodes[uid], options=options)] = uid
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -83,8 +89,13 @@ class ThreadPoolDriver:
                         for pending in running:
                             pending.cancel()
                         raise
-                    for ready in schedule.complete(uid, result).ready:
+                    for ready in _to_start(schedule, schedule.complete(uid, result).ready):
                         submitted = pool.submit(
                             self.executor.run_node, nodes[ready], options=options
                         )
                         running[submitted] = ready
+
+
+def _to_start(schedule: Schedule, released: Iterable[str]) -> list[str]:
+    """The released nodes the executor runs, once the no-op ones have ended."""
+    return list(schedule.end_no_ops(released, datetime.now(UTC)).ready)

@@ -26,6 +26,7 @@ from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.outcomes import DbtStatus, NodeResult, NodeStatus
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
+from prefect_dbt_orchestrator.domain.retry import PreviousRun
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 
@@ -40,6 +41,7 @@ class BuildCall:
     warnings: tuple[str, ...] = ()
     only_fresh_sources: bool = False
     command: str = "build"  # dbt's: what run_results.json records as `which`
+    retry: PreviousRun | None = None  # retry_failed=True: the run whose failures run again
 
 
 @attrs.frozen

@@ -44,6 +44,7 @@ from prefect_dbt_orchestrator.domain.caching import (
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
 from prefect_dbt_orchestrator.domain.freshness import freshness_ttl
+from prefect_dbt_orchestrator.domain.graph import is_no_op
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus
 from prefect_dbt_orchestrator.ports.cache_store import CacheStore
@@ -230,22 +231,24 @@ def prepare_cache(
     if PREFECT_TASKS_REFRESH_CACHE.value():  # Prefect's own "recompute everything" switch
         setup = attrs.evolve(setup, options=attrs.evolve(setup.options, refresh=True))
     order = [uid for wave in build_plan.waves for uid in wave.node_ids]
-    nodes = [build_plan.nodes[uid] for uid in order]
+    # Exposures and saved queries run nothing: no key, no policy call (excluded).
+    keyed = [uid for uid in order if not is_no_op(build_plan.nodes[uid])]
+    nodes = [build_plan.nodes[uid] for uid in keyed]
     inputs = executor.cache_inputs(nodes, options=invocation)
     environment = inputs.environment
-    keys = derive_cache_keys(manifest, order, environment)
+    keys = derive_cache_keys(manifest, keyed, environment)
     source_keys = (
-        derive_cache_keys(manifest, order, environment, source_state=source_state)
+        derive_cache_keys(manifest, keyed, environment, source_state=source_state)
         if source_state is not None
         else {}
     )
     view = ManifestView(manifest, keys, source_keys)
-    node_keys = _policy_keys(setup.policy_factory, view, project_dir, build_plan.nodes, order)
+    node_keys = _policy_keys(setup.policy_factory, view, project_dir, build_plan.nodes, keyed)
     namespace = f"{manifest.project_name or 'project'}/{environment.target_name}"
     store = resolve_storage(setup.storage, default=default_storage(), namespace=namespace)
     states = {
         uid: _state(
-            build_plan, uid, node_keys[uid], store, setup.options, inputs.existing_relations
+            build_plan, uid, node_keys.get(uid), store, setup.options, inputs.existing_relations
         )
         for uid in order
     }

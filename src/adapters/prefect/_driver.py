@@ -3,7 +3,9 @@
 PER_NODE: a node's task is submitted the moment the schedule releases it,
 with the futures of what it waits for as ``wait_for`` (so the UI draws the
 DAG); at most ``concurrency`` tasks run at once. PER_WAVE: every batch the
-schedule releases runs as one task.
+schedule releases runs as one task. In both, an exposure or saved query
+ends the moment it is released, with its no-op result and no task run, as a
+cache hit does: dbt runs nothing for it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import logging
 import queue
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import attrs
 from prefect import State, Task, tags
 from prefect.futures import PrefectFuture
 
+from prefect_dbt_orchestrator.adapters.prefect._assets import AssetEvents
 from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
@@ -69,6 +74,7 @@ class ProgressLog:
     done: int = 0
     skip_runs: list[PrefectFuture[Any]] = attrs.Factory(list)
     cache: BuildCache | None = None
+    assets: AssetEvents | None = None  # None: disable_assets=True
 
     def ended(self, result: NodeResult) -> None:
         self.done += 1
@@ -190,7 +196,7 @@ def run_per_node(
     schedule = Schedule.start(plan)
     ended: queue.Queue[str] = queue.Queue()
     futures: dict[str, PrefectFuture[NodeResult]] = {}
-    waiting = deque(schedule.ready())
+    waiting = deque(_to_start(schedule, log, schedule.ready()))
     limit = options.concurrency or len(plan.nodes) or 1
     node_tasks = NodeTasks.for_options(options)
     running: set[str] = set()
@@ -211,7 +217,8 @@ def run_per_node(
             if done is None or context.stop.requested:
                 continue  # after a stop, _wind_down reads what ended (a cancel, or not)
             running.discard(done)
-            waiting.extend(_record(schedule, log, _outcome(done, futures[done])))
+            result = _outcome(done, futures[done])
+            waiting.extend(_record(schedule, log, result, futures[done].task_run_id))
     except KeyboardInterrupt:  # SIGINT with no handler of ours (not the main thread)
         context.stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
     if context.stop.requested:
@@ -228,17 +235,31 @@ def _next_end(ended: queue.Queue[str]) -> str | None:
         return None
 
 
-def _record(schedule: Schedule, log: ProgressLog, result: NodeResult) -> tuple[str, ...]:
-    """A node that ran ended: cache its success, log it, release what follows."""
+def _record(
+    schedule: Schedule, log: ProgressLog, result: NodeResult, task_run_id: UUID | None
+) -> tuple[str, ...]:
+    """A node that ran ended: cache its success, log it, send its asset events
+    (``task_run_id`` is its task run's, or its wave's), release what follows."""
     if log.cache is not None:
         result = log.cache.record(result)
     log.ended(result)
+    if log.assets is not None:
+        log.assets.materialized(result, task_run_id)
     return _complete(schedule, log, result)
 
 
 def _complete(schedule: Schedule, log: ProgressLog, result: NodeResult) -> tuple[str, ...]:
     progress = schedule.complete(result.unique_id, result)
     log.skipped(progress)
+    return _to_start(schedule, log, progress.ready)
+
+
+def _to_start(schedule: Schedule, log: ProgressLog, released: Iterable[str]) -> tuple[str, ...]:
+    """The released nodes to start; the no-op ones (exposures, saved queries)
+    end at once and are logged, never sent to dbt."""
+    progress = schedule.end_no_ops(released, datetime.now(UTC))
+    for result in progress.no_ops:
+        log.ended(result)
     return progress.ready
 
 
@@ -255,7 +276,7 @@ def _wind_down(
         if future.state.is_final():
             result = _outcome(uid, future)
             if result.status is NodeStatus.SUCCESS:
-                _record(schedule, log, result)
+                _record(schedule, log, result, future.task_run_id)
     log.abandoned(schedule.abandon(stop.reason or INTERRUPTED))
 
 
@@ -264,18 +285,18 @@ def run_per_wave(
 ) -> dict[str, NodeResult]:
     """Run each batch of ready nodes as one task (one dbt invocation)."""
     schedule = Schedule.start(plan)
-    batch = list(schedule.ready())
+    batch = list(_to_start(schedule, log, schedule.ready()))
     index = 0
     try:
         while batch and not stop.requested:
             batch, upcoming = _serve_hits(schedule, log, batch, index)
             if batch:
-                results = _run_wave(run_key, batch, index, options)
+                results, task_run_id = _run_wave(run_key, batch, index, options)
                 index += 1
                 for uid in batch:
                     result = results.get(uid) or missing_result(uid)
                     if _finished(result, stop):
-                        upcoming.extend(_record(schedule, log, result))
+                        upcoming.extend(_record(schedule, log, result, task_run_id))
             batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
     except KeyboardInterrupt:
         stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
@@ -299,9 +320,7 @@ def _serve_hits(
     log.served_wave(list(hits.values()), index)
     released: list[str] = []
     for hit in hits.values():
-        progress = schedule.complete(hit.unique_id, hit)
-        log.skipped(progress)
-        released.extend(progress.ready)
+        released.extend(_complete(schedule, log, hit))
     return [uid for uid in batch if uid not in hits], released
 
 
@@ -313,7 +332,7 @@ def _finished(result: NodeResult, stop: BuildStop) -> bool:
 
 def _run_wave(
     run_key: str, batch: list[str], index: int, options: RunOptions
-) -> Mapping[str, NodeResult]:
+) -> tuple[Mapping[str, NodeResult], UUID | None]:
     task = run_wave_task.with_options(task_run_name=f"wave-{index}")
     state = task(
         run_key,
@@ -323,7 +342,7 @@ def _run_wave(
         options.retry_tests,
         return_state=True,
     )
-    return _wave_results(state, batch)
+    return _wave_results(state, batch), state.state_details.task_run_id
 
 
 def _wave_results(

@@ -55,6 +55,8 @@ class RunOptions:
     timeout_seconds: float | None = None
     concurrency_timeout_seconds: float | None = None
     write_run_results: bool = False
+    disable_assets: bool = False
+    include_compiled_code: bool = False
 
     def invocation(
         self, full_refresh: bool, target: str | None, extra: tuple[str, ...]

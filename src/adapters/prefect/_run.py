@@ -58,7 +58,8 @@ def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str,
     if options.concurrency_limit is not None:
         check_limit(options.concurrency_limit)
     context = _context(executor, run)
-    executor.start_run([run.nodes[uid] for uid in sorted(run.plan.nodes)], options=run.invocation)
+    runnable = [uid for uid in sorted(run.plan.nodes) if not run.plan.nodes[uid].is_no_op]
+    executor.start_run([run.nodes[uid] for uid in runnable], options=run.invocation)
     try:
         if run.prepare_cache is not None:
             log.cache = run.prepare_cache()

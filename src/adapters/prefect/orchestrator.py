@@ -31,6 +31,7 @@ from prefect_dbt_orchestrator.adapters.prefect._api import (
     stop_retrying,
 )
 from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._assets import AssetEvents
 from prefect_dbt_orchestrator.adapters.prefect._build import BuildCall, BuildSteps, with_dropped
 from prefect_dbt_orchestrator.adapters.prefect._cache_policy import CachePolicyFactory
 from prefect_dbt_orchestrator.adapters.prefect._caching import (
@@ -50,6 +51,11 @@ from prefect_dbt_orchestrator.adapters.prefect._driver import (
 )
 from prefect_dbt_orchestrator.adapters.prefect._freshness import FreshnessCheck, require_state
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._retry import (
+    previous_run,
+    recorded_nodes,
+    with_carried_over,
+)
 from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
 from prefect_dbt_orchestrator.adapters.prefect._run_results import record_run_results
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
@@ -66,9 +72,10 @@ from prefect_dbt_orchestrator.domain.errors import (
 from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
-from prefect_dbt_orchestrator.domain.render import summary_lines
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
+from prefect_dbt_orchestrator.domain.retry import PreviousRun, plan_retry
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
+from prefect_dbt_orchestrator.domain.summary import summarize, summary_lines
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
@@ -121,6 +128,8 @@ class PrefectDbtOrchestrator:
         timeout_seconds: float | None = None,
         concurrency_timeout_seconds: float | None = None,
         write_run_results: bool = False,
+        disable_assets: bool = False,
+        include_compiled_code: bool = False,
         cache: CacheConfig | None = None,
         enable_caching: bool | None = None,
         cache_expiration: timedelta | None = _UNSET,
@@ -149,6 +158,8 @@ class PrefectDbtOrchestrator:
             timeout_seconds=timeout_seconds,
             concurrency_timeout_seconds=concurrency_timeout_seconds,
             write_run_results=write_run_results,
+            disable_assets=disable_assets,
+            include_compiled_code=include_compiled_code,
         )
         self.cache_setup: CacheSetup | None = fold_cache_options(
             cache=cache,
@@ -186,18 +197,23 @@ class PrefectDbtOrchestrator:
         exclude_resource_types: Sequence[str] = (),
         indirect_selection: str = "eager",
         only_fresh_sources: bool = False,
+        retry_failed: bool = False,
     ) -> dict[str, dict[str, Any]]:
         """Build the selected nodes (models, seeds, snapshots, tests) like ``dbt build``.
 
         ``resource_types``, ``exclude_resource_types`` and ``indirect_selection``
         are dbt's ``--resource-type``, ``--exclude-resource-type`` and
         ``--indirect-selection`` (eager, cautious, buildable, empty).
+        ``retry_failed=True`` runs only the nodes that errored or were skipped
+        in the previous run (the target dir's ``run_results.json``, as ``dbt
+        retry`` does), with its flags; the other results are carried over.
         Returns the result dict keyed by unique_id (see the README).
 
         Raises:
             DbtBuildFailed: some node errored and ``raise_on_failure`` is on
                 (raised after everything else ran; it carries the results).
-            PlanError: bad input (selector, flags, manifest), before anything runs.
+            PlanError: bad input (selector, flags, manifest, no previous run to
+                retry), before anything runs.
         """
         request = SelectionRequest(
             select=select,
@@ -209,6 +225,16 @@ class PrefectDbtOrchestrator:
         )
         require_state(only_fresh_sources, self.options.state_path)
         strategy = self.options.test_strategy
+        if retry_failed:
+            previous = previous_run(self.settings.target_dir, request, only_fresh_sources)
+            return self._run(
+                previous.selection(),
+                strategy,
+                full_refresh or previous.full_refresh,
+                target or previous.target,
+                previous.replayed_extra_args(extra_cli_args or ()),
+                retry=previous,
+            )
         return self._run(
             request, strategy, full_refresh, target, extra_cli_args, only_fresh=only_fresh_sources
         )
@@ -258,11 +284,12 @@ class PrefectDbtOrchestrator:
         extra_cli_args: Sequence[str] | None,
         command: str = "build",
         only_fresh: bool = False,
+        retry: PreviousRun | None = None,
     ) -> dict[str, dict[str, Any]]:
         extra = tuple(extra_cli_args or ())
         warnings = check_extra_args(extra)
         invocation = self.options.invocation(full_refresh, target, extra)
-        call = BuildCall(request, strategy, invocation, warnings, only_fresh, command)
+        call = BuildCall(request, strategy, invocation, warnings, only_fresh, command, retry)
         if FlowRunContext.get() is not None:
             return self._execute(call)
         # Called outside a flow: run in a flow of our own, which ends Failed
@@ -334,19 +361,27 @@ class PrefectDbtOrchestrator:
         full_refresh: bool = False,
         target: str | None = None,
         extra_cli_args: Sequence[str] | None = None,
+        retry_failed: bool = False,
     ) -> BuildPlan:
         """The plan ``run_build()`` makes for ``request``, made as it makes it (the
         manifest parsed afresh), without running anything. Call it before
         starting a flow run, so that bad input fails with no flow run at all.
 
         Raises:
-            PlanError: bad input (selector, flags, manifest, profile).
+            PlanError: bad input (selector, flags, manifest, profile, no
+                previous run to retry).
             ExecutorUnavailable: dbt could not parse the project.
         """
         extra = tuple(extra_cli_args or ())
+        previous = None
+        if retry_failed:
+            previous = previous_run(self.settings.target_dir, request, False)
+            request, extra = previous.selection(), previous.replayed_extra_args(extra)
+            full_refresh, target = full_refresh or previous.full_refresh, target or previous.target
         check_extra_args(extra)
         invocation = self.options.invocation(full_refresh, target, extra)
-        return self._plan(request, self.options.test_strategy, invocation, fresh=True)
+        strategy = self.options.test_strategy
+        return self._plan(request, strategy, invocation, fresh=True, retry=previous)
 
     def _plan(
         self,
@@ -355,12 +390,16 @@ class PrefectDbtOrchestrator:
         invocation: InvocationOptions,
         *,
         fresh: bool,
+        retry: PreviousRun | None = None,
     ) -> BuildPlan:
         """The plan, through ``plan_selection`` (the CLI's ``plan`` and ``ls`` use it too);
-        it carries the planned nodes (``.nodes``) and dbt's selection ``.warnings``."""
+        it carries the planned nodes (``.nodes``) and dbt's selection ``.warnings``.
+        A retry plans the previous run's failed and skipped nodes instead."""
         manifest = self.executor.load_manifest(
             target=invocation.target, extra_args=invocation.extra_args, fresh=fresh
         )
+        if retry is not None:
+            return plan_retry(manifest, retry, strategy)
         context = selection_context(
             self.settings.project_dir,
             target_dir=self.settings.target_dir,
@@ -382,15 +421,16 @@ class PrefectDbtOrchestrator:
             logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
             log = ProgressLog(logger, plan.node_count)
             results = self._run_plan(check, call.invocation, log)
-            results = with_dropped(results, check.build_plan)
+            results = with_carried_over(with_dropped(results, check.build_plan), call.retry)
             elapsed = time.perf_counter() - started
-            for line in summary_lines(results, elapsed):
+            nodes = recorded_nodes(check.build_plan, results)
+            summary = summarize(results, nodes, elapsed)
+            for line in summary_lines(summary):
                 logger.info("%s", line)
             if self.options.write_run_results:
-                nodes = check.build_plan.nodes
                 record_run_results(call, results, nodes, self.settings, elapsed)
             if self.options.create_summary_artifact:
-                publish_summary(results)
+                publish_summary(summary, results, nodes)
             own = self._own_settings
             if own is not None and api_lost(API_CHECK_SECONDS):  # our flow's end would
                 stop_retrying(own)  # retry a dead API for minutes before returning
@@ -405,7 +445,9 @@ class PrefectDbtOrchestrator:
         every warning logged."""
         for warning in call.warnings:
             logger.warning("%s", warning)
-        build_plan = self._plan(call.request, call.strategy, call.invocation, fresh=True)
+        build_plan = self._plan(
+            call.request, call.strategy, call.invocation, fresh=True, retry=call.retry
+        )
         for warning in build_plan.warnings:  # a selector term that matched nothing
             logger.warning("%s", warning)
         check = self._steps.check_freshness(
@@ -420,6 +462,10 @@ class PrefectDbtOrchestrator:
     ) -> dict[str, NodeResult]:
         caching = self._steps.cache_preparer(check, invocation)
         build_plan = check.build_plan
+        if not self.options.disable_assets and build_plan.manifest is not None:
+            log.assets = AssetEvents.for_manifest(
+                build_plan.manifest, self.options.include_compiled_code
+            )
         run = PlanRun(build_plan.plan, build_plan.nodes, invocation, self.options, caching)
         self._stop = self._last_stop = run.stop
         try:
