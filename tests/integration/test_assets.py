@@ -76,7 +76,7 @@ def _events(flow_run_id: UUID) -> list[Any]:
         page = client.read_events(filter=wanted, limit=50)
         events = list(page.events)
         while page.next_page is not None:
-            page = client.read_events_page(page.next_page)
+            page = client.read_events_page(str(page.next_page))
             events += page.events
         return events
 
