@@ -120,6 +120,28 @@ def demo_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
+SLOW_DIR = Path(__file__).resolve().parent / "projects" / "slow"
+
+
+@attrs.frozen
+class SlowProject:
+    """A copy of ``projects/slow``; ``marker`` appears once the slow query runs."""
+
+    project_dir: Path
+    marker: Path
+    env: dict[str, str]
+
+
+@pytest.fixture
+def slow_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlowProject:
+    project = copy_project(SLOW_DIR, tmp_path / "slow")
+    marker = tmp_path / "slow.started"
+    env = {"SLOW_DUCKDB_PATH": str(tmp_path / "slow.duckdb"), "SLOW_MARKER_PATH": str(marker)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return SlowProject(project, marker, env)
+
+
 FLAKY_MODEL = "model.flaky.flaky"
 FLAKY_DOWNSTREAM = "model.flaky.flaky_downstream"
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -39,12 +38,11 @@ from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import BuildInterrupted
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
-from tests.integration.conftest import copy_project
+from tests.integration.conftest import SlowProject
 from tests.integration.test_demo_script import helper, started
 
 pytestmark = pytest.mark.integration
 
-SLOW_DIR = Path(__file__).resolve().parent / "projects" / "slow"
 SLOW, AFTER, FAST_A, FAST_B = (
     f"model.slowproj.{n}" for n in ("slow", "after_slow", "fast_a", "fast_b")
 )
@@ -52,23 +50,6 @@ WITH_LIMIT = "model.slowproj.slow_with_limit"
 MODES = pytest.mark.parametrize("mode", [ExecutionMode.PER_NODE, ExecutionMode.PER_WAVE])
 # Generous: a cancelled query ends within seconds, but the machine may be loaded.
 DEADLINE_SECONDS = 240.0
-
-
-@attrs.frozen
-class SlowProject:
-    project_dir: Path
-    marker: Path
-    env: dict[str, str]
-
-
-@pytest.fixture
-def slow_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlowProject:
-    project = copy_project(SLOW_DIR, tmp_path / "slow")
-    marker = tmp_path / "slow.started"
-    env = {"SLOW_DUCKDB_PATH": str(tmp_path / "slow.duckdb"), "SLOW_MARKER_PATH": str(marker)}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return SlowProject(project, marker, env)
 
 
 def _orchestrator(project: SlowProject, **options: Any) -> PrefectDbtOrchestrator:

@@ -278,6 +278,12 @@ def test_write_run_results_lets_dbt_retry_rerun_exactly_what_failed(
     results = build()
     failed = {uid for uid, r in results.items() if r["status"] in ("error", "skipped")}
     assert "model.demo.fct_rides" in failed and len(failed) == 10
+    # dbt's adapter response, and the rows it reports, reach the results
+    for csv in sorted((demo_project / "seeds").glob("*.csv")):
+        rows = len(csv.read_text(encoding="utf-8").strip().splitlines()) - 1
+        seed = results[f"seed.demo.{csv.stem}"]
+        assert seed["rows_affected"] == rows
+        assert seed["adapter_response"]["_message"] == f"INSERT {rows}"
     written = RunResultsArtifact.read_and_check_versions(
         str(demo_project / "target" / "run_results.json")
     )

@@ -334,3 +334,28 @@ def test_dbt_parse_gets_the_vars_and_the_profile_of_the_extra_args() -> None:
 
     assert _parse_flags(extra) == ["--vars", "{x: 1}", "--profile=other"]
     assert _parse_flags(("--profile",)) == []
+
+
+def test_retry_takes_builds_flags_but_no_selection(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("retry", "--mode", "per-node", "--vars", "{a: 1}", "--write-run-results")
+    assert (args.mode, args.vars, args.write_run_results) == ("per-node", "{a: 1}", True)
+    for flag in ("--select", "--exclude", "--selector"):
+        with pytest.raises(SystemExit) as raised:
+            _parse("retry", flag, "x")
+        assert raised.value.code == 2
+        assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["build", "retry"])
+def test_asset_flags_reach_the_orchestrator(command: str, tmp_path: Path) -> None:
+    from prefect_dbt_orchestrator.adapters.cli.main import _orchestrator
+
+    plain = _orchestrator(_parse(command, "--project-dir", str(tmp_path)))
+    flagged = _orchestrator(
+        _parse(
+            command, "--project-dir", str(tmp_path), "--disable-assets", "--include-compiled-code"
+        )
+    )
+
+    assert (plain.options.disable_assets, plain.options.include_compiled_code) == (False, False)
+    assert (flagged.options.disable_assets, flagged.options.include_compiled_code) == (True, True)

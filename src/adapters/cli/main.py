@@ -135,6 +135,16 @@ def _add_build_flags(build: argparse.ArgumentParser) -> None:
         help="write the target dir's run_results.json as dbt does (for `dbt retry`)",
     )
     build.add_argument(
+        "--disable-assets",
+        action="store_true",
+        help="send no Prefect asset events for the models, seeds and snapshots that run",
+    )
+    build.add_argument(
+        "--include-compiled-code",
+        action="store_true",
+        help="put each node's compiled SQL in its Prefect asset's description",
+    )
+    build.add_argument(
         "--task-tags",
         action="store_true",
         help="tag task runs (resource type, materialization, tags)",
@@ -245,6 +255,8 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         concurrency_timeout_seconds=args.concurrency_timeout,
         cache=cache_config(args),
         write_run_results=args.write_run_results,
+        disable_assets=args.disable_assets,
+        include_compiled_code=args.include_compiled_code,
     )
 
 

@@ -8,6 +8,7 @@ dbt's own writer opens the file in place, so a reader (``dbt retry``, a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,8 @@ def write_run_results(path: Path, document: Mapping[str, Any]) -> None:
     over ``path`` (``os.replace``): readers see the old file or the new one,
     and no temp file is left behind, whatever fails. Parent directories are
     created; the file's mode is 0666 less the umask (0644 usually), as for
-    any new file. One line, as dbt writes it.
+    any new file. One line, as dbt writes it. A temp file left by a writer
+    that was killed (SIGKILL) is removed first.
 
     Raises:
         TypeError: ``document`` holds a value JSON cannot represent (nothing
@@ -57,4 +59,27 @@ def write_run_results(path: Path, document: Mapping[str, Any]) -> None:
             old file, if any, is kept).
     """
     content = json.dumps(document, allow_nan=False).encode("utf-8")
+    remove_stale_temps(Path(path))
     write_atomically(Path(path), content)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files a killed writer of ``path`` left beside it (their
+    process is gone); returns them. A live writer's temp file is kept."""
+    removed: list[Path] = []
+    for temp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        pid = temp.name[len(Path(path).name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
