@@ -3,10 +3,10 @@ materialization, with its upstream relations (through ephemeral models, and
 the dbt sources it reads) as the assets it depends on.
 
 The events are the ones a ``MaterializingTask`` emits (``prefect.asset.
-referenced`` for each upstream asset, then ``prefect.asset.materialization.
-succeeded`` or ``.failed``, with the same resource and related shapes and
-``dbt`` as ``asset-materialized-by``), sent as each node's final result is
-known, in both execution modes. Sending them here rather than from a
+referenced`` for each upstream asset, here once per build, then ``prefect.
+asset.materialization.succeeded`` or ``.failed``, with the same resource and
+related shapes and ``dbt`` as ``asset-materialized-by``), sent as each node's
+final result is known, in both execution modes. Sending them here rather than from a
 ``MaterializingTask`` keeps the lineage exact: Prefect would also inherit
 upstream assets through the ``wait_for`` edges of tests (a relationships test
 would add its other model as an upstream of every child), it cannot give a
@@ -43,6 +43,7 @@ class AssetEvents:
     members: Mapping[str, Node]
     groups: Mapping[str, Group]
     include_compiled_code: bool = False
+    referenced: set[str] = attrs.field(factory=set, eq=False)  # the keys already sent so
 
     @classmethod
     def for_manifest(cls, manifest: Manifest, include_compiled_code: bool) -> AssetEvents:
@@ -75,12 +76,14 @@ class AssetEvents:
         try:
             described = self.describe(result)
             if described is not None:
-                _emit(described, result, task_run_id)
+                _emit(described, result, task_run_id, self.referenced)
         except Exception as exc:  # noqa: BLE001  # an event the API refuses, a bad key...
             _LOG.warning("no asset event for %s: %s", result.unique_id, exc)
 
 
-def _emit(described: AssetDescription, result: NodeResult, task_run_id: UUID | None) -> None:
+def _emit(
+    described: AssetDescription, result: NodeResult, task_run_id: UUID | None, sent: set[str]
+) -> None:
     properties = AssetProperties(
         name=described.name,
         description=described.description or None,
@@ -89,6 +92,9 @@ def _emit(described: AssetDescription, result: NodeResult, task_run_id: UUID | N
     asset = Asset(key=described.key, properties=properties)
     upstream = [Asset(key=key) for key in described.upstream_keys]
     for parent in upstream:
+        if parent.key in sent:  # once per build is enough to make it known
+            continue
+        sent.add(parent.key)
         emit_event(
             event="prefect.asset.referenced",
             resource=AssetContext.asset_as_resource(parent),
