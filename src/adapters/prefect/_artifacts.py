@@ -9,17 +9,51 @@ from collections.abc import Mapping
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
 
 from prefect_dbt_orchestrator.adapters.prefect._api import check_prefect_api
+from prefect_dbt_orchestrator.adapters.prefect._build import BuildCall
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._retry import recorded_nodes
+from prefect_dbt_orchestrator.adapters.prefect._run_results import record_run_results
+from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.errors import SchedulerUnavailable
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
-from prefect_dbt_orchestrator.domain.summary import RunSummary, node_table, summary_markdown
+from prefect_dbt_orchestrator.domain.summary import (
+    RunSummary,
+    node_table,
+    summarize,
+    summary_lines,
+    summary_markdown,
+)
 
 SUMMARY_KEY = "dbt-orchestrator-summary"
 TABLE_KEY = "dbt-orchestrator-nodes"
 API_CHECK_SECONDS = 3.0
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
+
+
+def report_build(
+    call: BuildCall,
+    results: Mapping[str, NodeResult],
+    build_plan: BuildPlan,
+    elapsed: float,
+    settings: PrefectDbtSettings,
+    options: RunOptions,
+) -> None:
+    """The build's closing report: the summary in the log, ``run_results.json``
+    (``write_run_results``), the artifacts (``create_summary_artifact``)."""
+    nodes = recorded_nodes(build_plan, results)
+    summary = summarize(results, nodes, elapsed)
+    logger = get_run_logger() if FlowRunContext.get() else _LOG
+    for line in summary_lines(summary):
+        logger.info("%s", line)
+    if options.write_run_results:
+        record_run_results(call, results, nodes, settings, elapsed)
+    if options.create_summary_artifact:
+        publish_summary(summary, results, nodes)
 
 
 def publish_summary(

@@ -22,15 +22,13 @@ from prefect.states import Cancelled, Failed
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
 from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
-from prefect_dbt_orchestrator.adapters.local.project_files import selection_context
-from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
 from prefect_dbt_orchestrator.adapters.prefect._api import (
     api_lost,
     check_prefect_api,
     own_client_settings,
     stop_retrying,
 )
-from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, publish_summary
+from prefect_dbt_orchestrator.adapters.prefect._artifacts import API_CHECK_SECONDS, report_build
 from prefect_dbt_orchestrator.adapters.prefect._assets import AssetEvents
 from prefect_dbt_orchestrator.adapters.prefect._build import BuildCall, BuildSteps, with_dropped
 from prefect_dbt_orchestrator.adapters.prefect._cache_policy import CachePolicyFactory
@@ -51,18 +49,17 @@ from prefect_dbt_orchestrator.adapters.prefect._driver import (
 )
 from prefect_dbt_orchestrator.adapters.prefect._freshness import FreshnessCheck, require_state
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions, fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._planning import BuildPlanner
 from prefect_dbt_orchestrator.adapters.prefect._retry import (
     previous_run,
-    recorded_nodes,
     with_carried_over,
 )
 from prefect_dbt_orchestrator.adapters.prefect._run import PlanRun, run_plan
-from prefect_dbt_orchestrator.adapters.prefect._run_results import record_run_results
 from prefect_dbt_orchestrator.adapters.prefect._stop import (
     BuildStop,
 )
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
-from prefect_dbt_orchestrator.domain.build_plan import BuildPlan, plan_selection
+from prefect_dbt_orchestrator.domain.build_plan import BuildPlan
 from prefect_dbt_orchestrator.domain.cli_args import check_extra_args
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.errors import (
@@ -73,9 +70,8 @@ from prefect_dbt_orchestrator.domain.execution import ExecutionMode
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from prefect_dbt_orchestrator.domain.result_codec import results_to_dict
-from prefect_dbt_orchestrator.domain.retry import PreviousRun, plan_retry
+from prefect_dbt_orchestrator.domain.retry import PreviousRun
 from prefect_dbt_orchestrator.domain.selection import SelectionRequest
-from prefect_dbt_orchestrator.domain.summary import summarize, summary_lines
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
@@ -345,14 +341,7 @@ class PrefectDbtOrchestrator:
         require_state(only_fresh_sources, self.options.state_path)
         request = SelectionRequest(select=select, exclude=exclude, selector=selector)
         invocation = self.options.invocation(full_refresh, target, tuple(extra_cli_args or ()))
-        strategy = self.options.test_strategy
-        build_plan = self._plan(request, strategy, invocation, fresh=False)
-        check = self._steps.check_freshness(
-            build_plan, invocation, strategy, only_fresh_sources, record=False
-        )
-        for note in check.notes:
-            _LOG.warning("%s", note)
-        return self._steps.predicted(check, invocation)
+        return self._planner().dry_run(request, invocation, only_fresh_sources)
 
     def plan_request(
         self,
@@ -373,41 +362,14 @@ class PrefectDbtOrchestrator:
             ExecutorUnavailable: dbt could not parse the project.
         """
         extra = tuple(extra_cli_args or ())
-        previous = None
-        if retry_failed:
-            previous = previous_run(self.settings.target_dir, request, False)
-            request, extra = previous.selection(), previous.replayed_extra_args(extra)
-            full_refresh, target = full_refresh or previous.full_refresh, target or previous.target
-        check_extra_args(extra)
-        invocation = self.options.invocation(full_refresh, target, extra)
-        strategy = self.options.test_strategy
-        return self._plan(request, strategy, invocation, fresh=True, retry=previous)
+        return self._planner().for_request(request, full_refresh, target, extra, retry_failed)
 
-    def _plan(
-        self,
-        request: SelectionRequest,
-        strategy: TestStrategy,
-        invocation: InvocationOptions,
-        *,
-        fresh: bool,
-        retry: PreviousRun | None = None,
-    ) -> BuildPlan:
-        """The plan, through ``plan_selection`` (the CLI's ``plan`` and ``ls`` use it too);
-        it carries the planned nodes (``.nodes``) and dbt's selection ``.warnings``.
-        A retry plans the previous run's failed and skipped nodes instead."""
-        manifest = self.executor.load_manifest(
-            target=invocation.target, extra_args=invocation.extra_args, fresh=fresh
-        )
-        if retry is not None:
-            return plan_retry(manifest, retry, strategy)
-        context = selection_context(
-            self.settings.project_dir,
-            target_dir=self.settings.target_dir,
-            state_path=self.options.state_path,
-            manifest_path=self.manifest_path,
-        )
-        engine = None if isinstance(self.selector, PythonSelector) else self.selector.select
-        return plan_selection(manifest, request, context, strategy, selector=engine)
+    def _planner(self) -> BuildPlanner:
+        """Made per call: ``executor`` and ``selector`` are public, and may be replaced."""
+        return BuildPlanner(
+            self.executor, self.selector, self.settings, self.manifest_path, self.options,
+            self._steps,
+        )  # fmt: skip
 
     def _execute(
         self, call: BuildCall, raise_errors: bool | None = None
@@ -416,46 +378,20 @@ class PrefectDbtOrchestrator:
         # One build per target dir, refused before _plan parses or writes target/.
         with build_lock(self.settings.target_dir):
             started = time.perf_counter()
-            check = self._checked_plan(call, logger)
+            check = self._planner().checked(call, logger)
             plan = check.build_plan.plan
             logger.info("dbt plan: %d node(s) in %d wave(s)", plan.node_count, len(plan.waves))
             log = ProgressLog(logger, plan.node_count)
             results = self._run_plan(check, call.invocation, log)
             results = with_carried_over(with_dropped(results, check.build_plan), call.retry)
             elapsed = time.perf_counter() - started
-            nodes = recorded_nodes(check.build_plan, results)
-            summary = summarize(results, nodes, elapsed)
-            for line in summary_lines(summary):
-                logger.info("%s", line)
-            if self.options.write_run_results:
-                record_run_results(call, results, nodes, self.settings, elapsed)
-            if self.options.create_summary_artifact:
-                publish_summary(summary, results, nodes)
+            report_build(call, results, check.build_plan, elapsed, self.settings, self.options)
             own = self._own_settings
             if own is not None and api_lost(API_CHECK_SECONDS):  # our flow's end would
                 stop_retrying(own)  # retry a dead API for minutes before returning
         self._last_payload = results_to_dict(results)
         raising = self.options.raise_on_failure if raise_errors is None else raise_errors
         return build_outcome(self._last_payload, self._last_stop, raising)
-
-    def _checked_plan(
-        self, call: BuildCall, logger: logging.Logger | logging.LoggerAdapter[Any]
-    ) -> FreshnessCheck:
-        """The build's plan, freshly parsed, after the freshness check; with
-        every warning logged."""
-        for warning in call.warnings:
-            logger.warning("%s", warning)
-        build_plan = self._plan(
-            call.request, call.strategy, call.invocation, fresh=True, retry=call.retry
-        )
-        for warning in build_plan.warnings:  # a selector term that matched nothing
-            logger.warning("%s", warning)
-        check = self._steps.check_freshness(
-            build_plan, call.invocation, call.strategy, call.only_fresh_sources, record=True
-        )
-        for note in check.notes:
-            logger.warning("%s", note)
-        return check
 
     def _run_plan(
         self, check: FreshnessCheck, invocation: InvocationOptions, log: ProgressLog
