@@ -1,9 +1,11 @@
 """The pure planning core: manifest, graph, selection, placement, waves, schedule,
 cache keys and decisions, source freshness.
 
-No Prefect, dbt, httpx or I/O. Other schedulers reuse it as is.
+No Prefect, dbt, httpx or I/O. Other schedulers reuse it as is. Its values
+pickle (``domain.pickling``), so they cross process boundaries.
 """
 
+from prefect_dbt_orchestrator.domain import pickling as _pickling  # noqa: F401  # registers
 from prefect_dbt_orchestrator.domain.cache_keys import (
     KeyEnvironment,
     NodeKey,
