@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -83,17 +82,15 @@ def test_a_second_build_is_refused_at_once_naming_the_holder_and_target_is_untou
     before = manifest.stat().st_mtime_ns
     holder = _hold_lock(demo_project / "target")
     try:
-        started = time.monotonic()
         with pytest.raises(BuildLockedError) as refused:
-            orchestrator.run_build()
-        elapsed = time.monotonic() - started
+            orchestrator.run_build()  # refused while the holder still holds it: no waiting
+        assert holder.poll() is None
     finally:
         holder.send_signal(signal.SIGKILL)  # dies holding it: the lock file stays behind
-        holder.wait()
+        holder.communicate()  # and its pipes are closed
 
     message = str(refused.value)
     assert f"pid {holder.pid} on " in message and "(holder-build --select all)" in message
-    assert elapsed < 30, elapsed
     assert manifest.stat().st_mtime_ns == before
     assert (demo_project / "target" / LOCK_NAME).exists()
     results = orchestrator.run_build()  # its holder is gone: the stale lock is taken over
