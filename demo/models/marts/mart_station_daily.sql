@@ -4,7 +4,8 @@ select
     s.station_name,
     r.ride_date,
     count(*) as rides,
-    sum(r.fare) as revenue,
+    -- DuckDB's type for this sum, spelled out: PostgreSQL's would have no fixed scale.
+    cast(sum(r.fare) as decimal(38, 2)) as revenue,
     round(avg(r.duration_minutes), 1) as avg_duration_minutes
 from {{ ref('fct_rides') }} as r
 inner join {{ ref('dim_stations') }} as s on s.station_id = r.start_station_id

@@ -9,8 +9,10 @@ select
     end_station_id,
     started_at,
     ended_at,
-    date_diff('minute', started_at, ended_at) as duration_minutes,
-    cast(fare_cents / 100 as decimal(10, 2)) as fare,
+    -- Minute boundaries crossed (DuckDB's date_diff), as a whole number on every adapter.
+    cast({{ dbt.datediff('started_at', 'ended_at', 'minute') }} as bigint) as duration_minutes,
+    -- 100.0: an integer division would drop the cents on PostgreSQL.
+    cast(fare_cents / 100.0 as decimal(10, 2)) as fare,
     lower(ride_status) as ride_status,
     _loaded_at as loaded_at
 from {{ source('bikeshare', 'rides') }}
