@@ -162,3 +162,22 @@ def test_the_cli_takes_the_three_limits_in_seconds_and_refuses_zero() -> None:
     assert build_parser().parse_args(["build"]).node_timeout is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["build", "--node-timeout", "0"])
+
+
+def test_a_repeating_callback_runs_again_until_the_build_ends() -> None:
+    stop = BuildStop()
+    calls: list[int] = []
+    thrice = threading.Event()
+
+    def cancel() -> None:
+        calls.append(1)
+        if len(calls) >= 3:
+            thrice.set()
+
+    stop.when_requested(cancel, repeat_every=0.01)
+    stop.request("stopped")
+    assert thrice.wait(120)  # a query started after the first cancel is cancelled again
+    stop.end()
+    for thread in [t for t in threading.enumerate() if t.name == "dbt-stop"]:
+        thread.join(120)
+        assert not thread.is_alive()

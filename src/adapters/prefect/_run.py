@@ -32,6 +32,10 @@ from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.timeouts import node_timeout
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor
 
+# After a stop, the running queries are cancelled again this often until the
+# build ends, so that one started just after the first cancel is not missed.
+CANCEL_REPEAT_SECONDS = 1.0
+
 
 @attrs.frozen
 class PlanRun:
@@ -74,6 +78,7 @@ def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str,
                 return run_per_node(run.plan, context, key, options, log)
             return run_per_wave(run.plan, key, options, log, run.stop)
     finally:
+        run.stop.end()
         executor.finish_run()
 
 
@@ -96,7 +101,7 @@ def _context(executor: DbtExecutor, run: PlanRun) -> RunContext:
         # A wave is one dbt invocation: at most `concurrency` of its nodes at
         # once is dbt's own --threads for that invocation.
         invocation = attrs.evolve(invocation, threads=min(invocation.threads or count, count))
-    run.stop.when_requested(executor.cancel)
+    run.stop.when_requested(executor.cancel, repeat_every=CANCEL_REPEAT_SECONDS)
     timeouts = {
         uid: node_timeout(run.nodes[uid], options.node_timeout_seconds) for uid in run.plan.nodes
     }

@@ -10,6 +10,7 @@ that did not finish as skipped, "build interrupted".
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -30,6 +31,7 @@ class BuildStop:
     reason: str | None = None
     signal_number: int | None = None
     _event: threading.Event = attrs.Factory(threading.Event)
+    _ended: threading.Event = attrs.Factory(threading.Event)
     _callbacks: list[Callable[[], None]] = attrs.Factory(list)
     _lock: threading.Lock = attrs.Factory(threading.Lock)
 
@@ -37,10 +39,26 @@ class BuildStop:
     def requested(self) -> bool:
         return self._event.is_set()
 
-    def when_requested(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` (in a thread) when the stop is requested."""
+    def when_requested(
+        self, callback: Callable[[], None], repeat_every: float | None = None
+    ) -> None:
+        """Run ``callback`` (in a thread) when the stop is requested; with
+        ``repeat_every``, again every that many seconds until ``end()``: a
+        query that started just after a cancel (a node between its pre-hook
+        and its query) is cancelled by the next one."""
+        if repeat_every is not None:
+            callback = functools.partial(self._repeat, callback, repeat_every)
         with self._lock:
             self._callbacks.append(callback)
+
+    def _repeat(self, callback: Callable[[], None], seconds: float) -> None:
+        callback()
+        while not self._ended.wait(seconds):
+            callback()
+
+    def end(self) -> None:
+        """The build is over: repeating callbacks stop."""
+        self._ended.set()
 
     def request(self, reason: str, signal_number: int | None = None) -> None:
         """Ask the build to stop; later requests keep the first reason."""
