@@ -26,6 +26,7 @@ Port-specific errors (``ExecutorUnavailable``...) live beside their port.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -45,6 +46,12 @@ class OrchestrationError(Exception):
 
     def __hash__(self) -> int:
         return hash((type(self), self.args))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuilt from its fields (``args``): never by setting attributes on a
+        frozen instance, which is how a generic exception pickler (tblib, used
+        by Dask and Prefect's process pool) would rebuild it otherwise."""
+        return (type(self), self.args)
 
 
 class PlanError(OrchestrationError, ValueError):

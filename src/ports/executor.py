@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -135,5 +136,45 @@ class DbtExecutor(Protocol):
         start, not the wave's (a backend that cannot tell enters it for every
         node for the whole invocation). Returns one result per node given,
         keyed by unique_id.
+        """
+        ...
+
+
+class WorkerRecipe(Protocol):
+    """How a worker process (a process pool's, a Dask worker's) opens its own
+    executor for a build that has started elsewhere. It pickles: it holds
+    paths and options, never a connection or a secret's value beyond what the
+    build's own flags hold.
+    """
+
+    @property
+    def session_key(self) -> str:
+        """What the worker's session is for: the build, its project, manifest
+        checksum, target and flags. A worker reuses its session for every node
+        with the same key and closes it for another key."""
+        ...
+
+    def open(self) -> DbtExecutor:
+        """An executor ready to run the build's nodes in this process: its
+        session open (connections, the build's relations loaded), without the
+        build's on-run-start hooks or schema creation (the build did both).
+
+        Raises:
+            ExecutorUnavailable: dbt or the warehouse cannot be reached from here.
+        """
+        ...
+
+
+@runtime_checkable
+class DistributableExecutor(Protocol):
+    """An executor whose nodes can also run in other processes."""
+
+    def worker_recipe(self, folder: Path) -> WorkerRecipe:
+        """The recipe for workers of the build that ``start_run`` started;
+        ``folder`` is the build's own directory, which the workers can read
+        (the recipe may put a copy of the manifest there).
+
+        Raises:
+            ExecutorUnavailable: no build was started.
         """
         ...

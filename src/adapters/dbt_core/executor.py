@@ -45,6 +45,7 @@ from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, Ex
 
 if TYPE_CHECKING:  # dbt itself is imported when a build starts, not with this module
     from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
+    from prefect_dbt_orchestrator.adapters.dbt_core.worker import DbtCoreRecipe
 
 # Flags every dbt call passes: no usage tracking calls from inside a
 # scheduler, and no logs/dbt.log: dbt's file logger is rebuilt per invocation
@@ -88,6 +89,8 @@ class DbtCoreExecutor(DbtExecutor):
         self._session: DbtSession | None = None
         self._lock = threading.Lock()
         self._secrets = Secrets()  # the running build's; set by start_run
+        self._hooks = True  # False in a worker: the build's own process runs them
+        self._started: tuple[tuple[str, ...], InvocationOptions] | None = None  # for workers
         self._parsed: tuple[object, ...] | None = None  # what the last parse was for
 
     @property
@@ -193,11 +196,55 @@ class DbtCoreExecutor(DbtExecutor):
             self._close_session()
             self._secrets = read_secrets(options.extra_args)
             runnable = [n for n in nodes if not is_no_op(n)]  # dbt runs nothing for those
-            self._session = self._open_session(runnable, options, create_schemas=True)
+            self._session = self._open_session(
+                [n.unique_id for n in runnable], options, create_schemas=True
+            )
+            self._started = (tuple(n.unique_id for n in runnable), options)
+            self._hooks = True
             self._run_hooks("start")
 
+    def join_run(
+        self, node_ids: Sequence[str], *, options: InvocationOptions, root_package: str | None
+    ) -> None:
+        """Open this process's session for a build started in another one (a
+        worker): no on-run-start or on-run-end hooks, no schemas created.
+
+        Raises:
+            ExecutorUnavailable: dbt cannot start.
+        """
+        with self._lock:
+            self._close_session()
+            self._secrets = read_secrets(options.extra_args)
+            self._root_package = root_package
+            self._hooks = False
+            self._session = self._open_session(node_ids, options, create_schemas=False)
+
+    def worker_recipe(self, folder: Path) -> DbtCoreRecipe:
+        """The recipe for the workers of the build ``start_run`` started; the
+        manifest it ran with is copied into ``folder`` (another build may
+        re-parse the project meanwhile).
+
+        Raises:
+            ExecutorUnavailable: no build was started.
+        """
+        from prefect_dbt_orchestrator.adapters.dbt_core.worker import DbtCoreRecipe
+
+        session, started = self._session, self._started
+        if session is None or started is None:
+            raise ExecutorUnavailable(BACKEND, "start_run() was not called before worker_recipe()")
+        project = self.project
+        return DbtCoreRecipe.write(
+            folder,
+            project,
+            Path(self._manifest_path or project.manifest_path),
+            node_ids=started[0],
+            options=started[1],
+            root_package=self._root_package,
+            quiet=self._quiet,
+        )
+
     def _open_session(
-        self, nodes: Sequence[Node], options: InvocationOptions, *, create_schemas: bool
+        self, node_ids: Sequence[str], options: InvocationOptions, *, create_schemas: bool
     ) -> DbtSession:
         from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
 
@@ -208,16 +255,17 @@ class DbtCoreExecutor(DbtExecutor):
         session = DbtSession(
             project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
         )
-        session.open((n.unique_id for n in nodes), create_schemas=create_schemas)
+        session.open(node_ids, create_schemas=create_schemas)
         return session
 
     def finish_run(self) -> None:
         with self._lock:
             try:
-                if self._session is not None:
+                if self._session is not None and self._hooks:
                     self._run_hooks("end")
             finally:
                 self._close_session()
+                self._started = None
                 # dbt compiles nodes in place (ephemeral CTEs, compiled SQL):
                 # the next build starts from a freshly read manifest.
                 self._dbt_manifest = None
@@ -253,7 +301,8 @@ class DbtCoreExecutor(DbtExecutor):
             session = self._session
             own = session is None
             if session is None:  # plan(): a look that creates nothing
-                session = self._open_session(nodes, options, create_schemas=False)
+                ids = [n.unique_id for n in nodes]
+                session = self._open_session(ids, options, create_schemas=False)
             try:
                 target, adapter_type, variables = session.environment()
                 environment = KeyEnvironment(

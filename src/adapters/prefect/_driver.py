@@ -10,6 +10,7 @@ cache hit does: dbt runs nothing for it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import signal
@@ -22,6 +23,7 @@ from uuid import UUID
 import attrs
 from prefect import State, Task, tags
 from prefect.futures import PrefectFuture
+from prefect.task_runners import TaskRunner
 
 from prefect_dbt_orchestrator.adapters.prefect._assets import AssetEvents
 from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
@@ -37,6 +39,7 @@ from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     run_wave_task,
     skipped_node_task,
 )
+from prefect_dbt_orchestrator.adapters.prefect._workers import WorkerBuild, WorkerNodes
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import (
     ErrorInfo,
@@ -157,36 +160,75 @@ def _notify(ended: queue.Queue[str], unique_id: str) -> Callable[[PrefectFuture[
 
 
 @attrs.frozen
+class Runner:
+    """Where the build's node and wave tasks run: a Prefect task runner, and,
+    when its tasks run in other processes, what they are given there."""
+
+    task_runner: TaskRunner[Any]
+    remote: WorkerBuild | None = None
+
+    def parameters(self, context: RunContext, unique_ids: Iterable[str]) -> dict[str, Any]:
+        """The ``remote`` parameter for a task of ``unique_ids`` (none in this process)."""
+        if self.remote is None:
+            return {}
+        ids = list(unique_ids)
+        nodes = WorkerNodes(
+            self.remote,
+            {uid: context.nodes[uid] for uid in ids},
+            {uid: context.planned[uid] for uid in ids},
+            {uid: context.timeouts.get(uid) for uid in ids},
+        )
+        return {"remote": nodes}
+
+
+@attrs.frozen
 class NodeTasks:
     """The node task in its two retry settings, made once per build: Prefect's
     ``with_options`` costs tens of milliseconds, far too much per node."""
 
-    retrying: Task[[str, str], NodeResult]
-    once: Task[[str, str], NodeResult]
+    retrying: Task[..., NodeResult]
+    once: Task[..., NodeResult]
+    runner: Runner
     tagged: bool = True
 
     @classmethod
-    def for_options(cls, options: RunOptions) -> NodeTasks:
+    def for_options(cls, options: RunOptions, runner: Runner) -> NodeTasks:
         retrying = run_node_task.with_options(
             retries=options.retries, retry_delay_seconds=options.retry_delay_seconds
         )
-        return cls(retrying, retrying if options.retry_tests else run_node_task, options.task_tags)
+        once = retrying if options.retry_tests else run_node_task
+        return cls(retrying, once, runner, options.task_tags)
 
     def submit(
-        self, node: Node, run_key: str, upstream: list[PrefectFuture[NodeResult]]
+        self, context: RunContext, node: Node, run_key: str, upstream: list[PrefectFuture[Any]]
     ) -> PrefectFuture[NodeResult]:
         """Submit ``node``'s task, tagged with its resource type, materialization and tags."""
         is_test = node.resource_type.value in ("test", "unit_test")
         chosen = self.once if is_test else self.retrying
         labels = {node.resource_type.value, *(t for t in (node.materialized,) if t), *node.tags}
+        parameters = {"run_key": run_key, "unique_id": node.unique_id}
+        parameters |= self.runner.parameters(context, [node.unique_id])
         # Every task-run tag costs an API call for tag concurrency limits
         # (tens of ms per node on a SQLite-backed server): tagging is optional.
-        with tags(*(sorted(labels) if self.tagged else ())):
-            return chosen.submit(run_key, node.unique_id, wait_for=upstream, return_state=False)
+        if self.tagged and self.runner.remote is not None:
+            # a process pool sends its tasks the context of its first submit
+            # only: the tags go on (a shallow copy of) the task itself
+            chosen = copy.copy(chosen)
+            chosen.tags = set(chosen.tags) | labels
+        with tags(*(sorted(labels) if self.tagged and self.runner.remote is None else ())):
+            future: PrefectFuture[NodeResult] = self.runner.task_runner.submit(
+                chosen, parameters, wait_for=upstream
+            )
+            return future
 
 
 def run_per_node(
-    plan: Plan, context: RunContext, run_key: str, options: RunOptions, log: ProgressLog
+    plan: Plan,
+    context: RunContext,
+    run_key: str,
+    options: RunOptions,
+    log: ProgressLog,
+    runner: Runner,
 ) -> dict[str, NodeResult]:
     """Run every planned node as its own task; returns one result per node.
 
@@ -198,7 +240,7 @@ def run_per_node(
     futures: dict[str, PrefectFuture[NodeResult]] = {}
     waiting = deque(_to_start(schedule, log, schedule.ready()))
     limit = options.concurrency or len(plan.nodes) or 1
-    node_tasks = NodeTasks.for_options(options)
+    node_tasks = NodeTasks.for_options(options, runner)
     running: set[str] = set()
     try:
         while (waiting or running) and not context.stop.requested:
@@ -210,7 +252,7 @@ def run_per_node(
                     waiting.extend(_complete(schedule, log, hit))
                     continue
                 upstream = [futures[p] for p in plan.nodes[uid].waits_for if p in futures]
-                futures[uid] = node_tasks.submit(context.nodes[uid], run_key, upstream)
+                futures[uid] = node_tasks.submit(context, context.nodes[uid], run_key, upstream)
                 futures[uid].add_done_callback(_notify(ended, uid))
                 running.add(uid)
             done = _next_end(ended)
@@ -281,9 +323,15 @@ def _wind_down(
 
 
 def run_per_wave(
-    plan: Plan, run_key: str, options: RunOptions, log: ProgressLog, stop: BuildStop
+    plan: Plan,
+    context: RunContext,
+    run_key: str,
+    options: RunOptions,
+    log: ProgressLog,
+    runner: Runner,
 ) -> dict[str, NodeResult]:
     """Run each batch of ready nodes as one task (one dbt invocation)."""
+    stop = context.stop
     schedule = Schedule.start(plan)
     batch = list(_to_start(schedule, log, schedule.ready()))
     index = 0
@@ -291,7 +339,7 @@ def run_per_wave(
         while batch and not stop.requested:
             batch, upcoming = _serve_hits(schedule, log, batch, index)
             if batch:
-                results, task_run_id = _run_wave(run_key, batch, index, options)
+                results, task_run_id = _run_wave(context, run_key, batch, index, options, runner)
                 index += 1
                 for uid in batch:
                     result = results.get(uid) or missing_result(uid)
@@ -331,18 +379,24 @@ def _finished(result: NodeResult, stop: BuildStop) -> bool:
 
 
 def _run_wave(
-    run_key: str, batch: list[str], index: int, options: RunOptions
+    context: RunContext,
+    run_key: str,
+    batch: list[str],
+    index: int,
+    options: RunOptions,
+    runner: Runner,
 ) -> tuple[Mapping[str, NodeResult], UUID | None]:
     task = run_wave_task.with_options(task_run_name=f"wave-{index}")
-    state = task(
-        run_key,
-        batch,
-        options.retries,
-        options.retry_delay_seconds,
-        options.retry_tests,
-        return_state=True,
-    )
-    return _wave_results(state, batch), state.state_details.task_run_id
+    arguments = (run_key, batch, options.retries, options.retry_delay_seconds, options.retry_tests)
+    if runner.remote is None:  # in this thread, as it always ran
+        state = task(*arguments, return_state=True)
+        return _wave_results(state, batch), state.state_details.task_run_id
+    names = ("run_key", "unique_ids", "retries", "retry_delay", "retry_tests")
+    parameters = dict(zip(names, arguments, strict=True))
+    parameters |= runner.parameters(context, batch)
+    future = runner.task_runner.submit(task, parameters)
+    future.wait()
+    return _wave_results(future.state, batch), future.task_run_id
 
 
 def _wave_results(

@@ -1,17 +1,22 @@
 """The Prefect tasks: one per node (PER_NODE) or one per wave (PER_WAVE).
 
-Task parameters are plain strings (a run key and unique_ids), so Prefect
-hashes and records nothing heavy; the run's objects are looked up in a
-registry that lives as long as the run.
+On the thread pool, task parameters are plain strings (a run key and
+unique_ids), so Prefect hashes and records nothing heavy; the run's objects
+are looked up in a registry that lives as long as the run. In another
+process (a process pool, a Dask worker) the registry is not there: the task
+is also given a ``WorkerNodes``, plain values from which the worker opens its
+own dbt session once per build (``_workers``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 from prefect import State, task
@@ -26,13 +31,14 @@ from prefect_dbt_orchestrator.adapters.prefect._guards import (
     holding_slot,
 )
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop
+from prefect_dbt_orchestrator.adapters.prefect._workers import SESSIONS, WorkerNodes
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.graph import TEST_TYPES
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus, failure_line
 from prefect_dbt_orchestrator.domain.plan import PlannedNode
 from prefect_dbt_orchestrator.domain.schedule import blocks_dependents
-from prefect_dbt_orchestrator.ports.executor import DbtExecutor
+from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 
 @attrs.frozen
@@ -66,6 +72,47 @@ def registered(context: RunContext) -> Iterator[str]:
             del _RUNS[key]
 
 
+@contextlib.contextmanager
+def build_context(run_key: str, remote: WorkerNodes | None) -> Iterator[RunContext]:
+    """The build's context: from the registry in the build's own process, else
+    this worker's dbt session for the build (opened by its first node here).
+
+    Raises:
+        ExecutorUnavailable: neither is there (a task runner in another process
+            was not announced to the orchestrator), or the session cannot open.
+    """
+    context = _RUNS.get(run_key)
+    if context is not None:
+        yield context
+        return
+    if remote is None:
+        raise ExecutorUnavailable(
+            "prefect",
+            f"this node task runs in another process (pid {os.getpid()}) than its build, "
+            "and was given nothing to open a dbt session with",
+            "pass the task runner to the orchestrator: PrefectDbtOrchestrator(task_runner=...)",
+        )
+    build = remote.build
+    with SESSIONS.using(build) as session:
+        if not session.announced:
+            session.announced = True
+            get_run_logger().info(
+                "worker pid %d opened its dbt session for this build in %.2f s",
+                os.getpid(),
+                session.opened_in,
+            )
+        yield RunContext(
+            session.executor,
+            remote.nodes,
+            remote.planned,
+            build.invocation,
+            build.concurrency_limit,
+            build.concurrency_timeout,
+            remote.timeouts,
+            session.stop,
+        )
+
+
 @attrs.frozen(repr=False)
 class NodeFailed(Exception):
     """Raised by a node task so Prefect marks it failed (and retries it).
@@ -83,6 +130,9 @@ class NodeFailed(Exception):
 
     __repr__ = __str__
 
+    def __reduce__(self) -> tuple[Any, ...]:  # see OrchestrationError.__reduce__
+        return (type(self), (self.result,))
+
 
 @attrs.frozen(repr=False)
 class WaveFailed(Exception):
@@ -97,6 +147,9 @@ class WaveFailed(Exception):
 
     __repr__ = __str__
 
+    def __reduce__(self) -> tuple[Any, ...]:  # see OrchestrationError.__reduce__
+        return (type(self), (dict(self.results),))
+
 
 @task(
     name="dbt-node",
@@ -105,13 +158,17 @@ class WaveFailed(Exception):
     persist_result=False,
     log_prints=False,
 )
-def run_node_task(run_key: str, unique_id: str) -> NodeResult:
+def run_node_task(run_key: str, unique_id: str, remote: WorkerNodes | None = None) -> NodeResult:
     """Run one node; raise NodeFailed when its failure blocks its dependents.
 
     A node cancelled because the build is stopping returns (is not retried);
     the driver ends it as interrupted.
     """
-    context = _RUNS[run_key]
+    with build_context(run_key, remote) as context:
+        return _run_node(context, unique_id)
+
+
+def _run_node(context: RunContext, unique_id: str) -> NodeResult:
     try:
         with (
             holding_slot(
@@ -199,10 +256,25 @@ def _run_wave_once(context: RunContext, todo: Sequence[str]) -> dict[str, NodeRe
 
 @task(name="dbt-wave", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def run_wave_task(
-    run_key: str, unique_ids: Sequence[str], retries: int, retry_delay: float, retry_tests: bool
+    run_key: str,
+    unique_ids: Sequence[str],
+    retries: int,
+    retry_delay: float,
+    retry_tests: bool,
+    remote: WorkerNodes | None = None,
 ) -> dict[str, NodeResult]:
     """Run one wave in one dbt invocation; re-run only its failed nodes on retry."""
-    context = _RUNS[run_key]
+    with build_context(run_key, remote) as context:
+        return _run_wave(context, unique_ids, retries, retry_delay, retry_tests)
+
+
+def _run_wave(
+    context: RunContext,
+    unique_ids: Sequence[str],
+    retries: int,
+    retry_delay: float,
+    retry_tests: bool,
+) -> dict[str, NodeResult]:
     results: dict[str, NodeResult] = {}
     todo = list(unique_ids)
     for attempt in range(1, retries + 2):

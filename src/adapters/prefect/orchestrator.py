@@ -19,6 +19,7 @@ from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.settings import Settings
 from prefect.states import Cancelled, Failed
+from prefect.task_runners import TaskRunner
 
 from prefect_dbt_orchestrator.adapters.dbt_core import DbtCoreExecutor
 from prefect_dbt_orchestrator.adapters.local.build_lock import build_lock
@@ -92,6 +93,11 @@ class PrefectDbtOrchestrator:
     materialization and dbt tags; it is off by default because Prefect checks
     tag concurrency limits for every tagged task run (one API call and a
     database lock each: 3-4x slower PER_NODE builds on a SQLite-backed server).
+    ``task_runner`` is where node (or wave) tasks run: any Prefect task runner,
+    started for each build. None (the default) is the flow's own, Prefect's
+    thread pool: one dbt session in this process. On a process pool or a Dask
+    cluster each worker process opens its own session once per build
+    (the warehouse must take writes from many processes: not a DuckDB file).
 
     Raises:
         OptionsConflictError: a bad value, or options that cannot go together
@@ -133,6 +139,7 @@ class PrefectDbtOrchestrator:
         cache_key_storage: Storage = None,
         use_source_freshness_expiration: bool = False,
         cache_policy_factory: CachePolicyFactory | None = None,
+        task_runner: TaskRunner[Any] | None = None,
     ) -> None:
         self.options: RunOptions = fold_run_options(
             execution_mode=execution_mode,
@@ -166,6 +173,7 @@ class PrefectDbtOrchestrator:
             use_source_freshness_expiration=use_source_freshness_expiration,
             cache_policy_factory=cache_policy_factory,
         )
+        self.task_runner = task_runner
         self.settings = settings or PrefectDbtSettings()
         self.manifest_path = Path(manifest_path).resolve() if manifest_path is not None else None
         self.executor: DbtExecutor = executor or DbtCoreExecutor(
@@ -402,7 +410,17 @@ class PrefectDbtOrchestrator:
             log.assets = AssetEvents.for_manifest(
                 build_plan.manifest, self.options.include_compiled_code
             )
-        run = PlanRun(build_plan.plan, build_plan.nodes, invocation, self.options, caching)
+        manifest = build_plan.manifest
+        run = PlanRun(
+            build_plan.plan,
+            build_plan.nodes,
+            invocation,
+            self.options,
+            caching,
+            task_runner=self.task_runner,
+            work_dir=self.settings.target_dir,
+            adapter_type=manifest.metadata.adapter_type if manifest is not None else None,
+        )
         self._stop = self._last_stop = run.stop
         try:
             return run_plan(self.executor, run, log)
@@ -417,3 +435,29 @@ class PrefectDbtOrchestrator:
         stop = self._stop
         if stop is not None:
             stop.request(reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A process pool or a Dask cluster sends the flow run's flow to every
+        worker, and with it what the flow's code refers to (often this
+        orchestrator): it arrives there as a stand-in that cannot build."""
+        return (OrchestratorElsewhere, (self.settings.project_dir,))
+
+
+class OrchestratorElsewhere:
+    """A ``PrefectDbtOrchestrator`` unpickled in another process (a task runner's
+    worker). Builds run in the flow's own process; here any use is an error."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # what copy, pickle and inspect look for
+            raise AttributeError(name)
+        raise RuntimeError(
+            f"this PrefectDbtOrchestrator (project {self.__dict__.get('project_dir')}) was "
+            f"sent to another process by a task runner; use {name} in the flow itself, "
+            "not in a task"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (OrchestratorElsewhere, (self.__dict__.get("project_dir"),))
