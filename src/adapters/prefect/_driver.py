@@ -16,6 +16,7 @@ import queue
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import BrokenExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -50,6 +51,8 @@ from prefect_dbt_orchestrator.domain.outcomes import (
 )
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
+
+_BROKEN_POOL = frozenset({"BrokenProcessPool", "BrokenExecutor"})
 
 # How long a stopping build waits for each running node to end once its
 # queries are cancelled; a query that ignores the cancel is left behind.
@@ -149,10 +152,23 @@ def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
 
 
 def crashed_result(unique_id: str, exc: Exception) -> NodeResult:
-    """The error result of a node whose task raised ``exc`` (a bug, an API error)."""
+    """The error result of a node whose task raised ``exc`` (a bug, an API error,
+    or the death of the worker process it ran in)."""
     kind = type(exc).__name__
     message = f"the node's task raised {kind}: {exc}".rstrip(": ")
+    if isinstance(exc, BrokenExecutor):
+        message = f"the worker process running it died ({kind}: {exc})"
     return NodeResult(unique_id, NodeStatus.ERROR, message=message, error=ErrorInfo(message, kind))
+
+
+def pool_broke(result: NodeResult, stop: BuildStop) -> None:
+    """After a worker process died, a process pool runs nothing more: stop the
+    build (every node not finished ends skipped, with this reason)."""
+    if result.error is not None and result.error.type in _BROKEN_POOL and not stop.requested:
+        stop.request(
+            f"a worker process of the task runner died while running {result.unique_id}; "
+            "its process pool cannot run the other nodes (the next build starts a new one)"
+        )
 
 
 def _notify(ended: queue.Queue[str], unique_id: str) -> Callable[[PrefectFuture[NodeResult]], None]:
@@ -260,6 +276,7 @@ def run_per_node(
                 continue  # after a stop, _wind_down reads what ended (a cancel, or not)
             running.discard(done)
             result = _outcome(done, futures[done])
+            pool_broke(result, context.stop)
             waiting.extend(_record(schedule, log, result, futures[done].task_run_id))
     except KeyboardInterrupt:  # SIGINT with no handler of ours (not the main thread)
         context.stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)
@@ -345,6 +362,8 @@ def run_per_wave(
                     result = results.get(uid) or missing_result(uid)
                     if _finished(result, stop):
                         upcoming.extend(_record(schedule, log, result, task_run_id))
+                for result in results.values():
+                    pool_broke(result, stop)
             batch = [uid for uid in dict.fromkeys(upcoming) if uid not in schedule.results]
     except KeyboardInterrupt:
         stop.request(f"{INTERRUPTED} (SIGINT)", signal.SIGINT)

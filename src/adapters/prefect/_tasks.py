@@ -38,6 +38,7 @@ from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import NodeResult, NodeStatus, failure_line
 from prefect_dbt_orchestrator.domain.plan import PlannedNode
 from prefect_dbt_orchestrator.domain.schedule import blocks_dependents
+from prefect_dbt_orchestrator.domain.transience import is_retryable
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 
@@ -151,12 +152,23 @@ class WaveFailed(Exception):
         return (type(self), (dict(self.results),))
 
 
+def worth_retrying(_task: object, _task_run: object, state: State[Any]) -> bool:
+    """Prefect's retry condition for a node task: a node whose error is
+    deterministic (a SQL or compilation error, a timeout) is not retried; a
+    dropped connection, a deadlock or an error we cannot tell is."""
+    failure = state.result(raise_on_failure=False)
+    if isinstance(failure, NodeFailed):
+        return is_retryable(failure.result)
+    return True  # the task itself failed (a lost API call, a dead worker session)
+
+
 @task(
     name="dbt-node",
     task_run_name="{unique_id}",
     cache_policy=NO_CACHE,
     persist_result=False,
     log_prints=False,
+    retry_condition_fn=worth_retrying,
 )
 def run_node_task(run_key: str, unique_id: str, remote: WorkerNodes | None = None) -> NodeResult:
     """Run one node; raise NodeFailed when its failure blocks its dependents.
@@ -221,7 +233,7 @@ def cached_wave_task(unique_ids: Sequence[str]) -> State[None]:
 
 
 def _retryable(result: NodeResult, planned: PlannedNode, retry_tests: bool) -> bool:
-    if result.status is not NodeStatus.ERROR:
+    if result.status is not NodeStatus.ERROR or not is_retryable(result):
         return False
     return retry_tests or planned.resource_type not in TEST_TYPES
 

@@ -1,0 +1,2 @@
+-- Downstream of `broken`: always skipped.
+select id from {{ ref('broken') }}
