@@ -54,12 +54,15 @@ def _patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
 # a failing test's, and domain.timeouts.timed_out's (the node ran past the
 # limit the user set; a retry would run the same long query into it again).
 DETERMINISTIC_TYPES = frozenset(
-    {"compilationerror", "parsingerror", "dependencyerror", "testfailure", "nodetimeout"}
+    {"compilationerror", "parsingerror", "dependencyerror", "testfailure"}
 )
 # Python's OSError subclasses for a broken network link, and psycopg2's
 # classes (psycopg2.errors) for SQLSTATE 40001, 40P01, 57P01-57P03 and 53300.
 TRANSIENT_TYPES = frozenset(
     {
+        # our watchdog's: a node over its node timeout (a slow warehouse, a lock
+        # wait) is retried when retries are set, as the README promises
+        "nodetimeout",
         "connectionerror",
         "connectionreseterror",
         "connectionrefusederror",
@@ -100,6 +103,9 @@ QUOTED = re.compile(r'"[^"\n]*"')
 # ---------------------------------------------------------------- transient
 
 TRANSIENT_PATTERNS = _patterns(
+    # domain.timeouts.timed_out's own words (a node over its node timeout), in
+    # a result read back from run_results.json (its type is then not NodeTimeout).
+    r"\btimed out after \S+ s and was cancelled\b",
     # libpq (psycopg2, dbt-postgres) when the backend dies mid-query:
     # pg_terminate_backend, a crash, a failover (captured, tests/unit/test_transience.py).
     r"server closed the connection unexpectedly",
@@ -181,9 +187,6 @@ DETERMINISTIC_PATTERNS = _patterns(
     # DuckDB's interrupt()): our watchdog, a build stop, a DBA, statement_timeout.
     r"\bcanceling statement due to (user request|statement timeout)\b",
     r"\binterrupt error\b",
-    # domain.timeouts.timed_out's own words, in a result read back from
-    # run_results.json (its type is then PreviousRunError, not NodeTimeout).
-    r"\btimed out after \S+ s and was cancelled\b",
 )
 
 
@@ -261,7 +264,7 @@ def is_retryable(result: NodeResult) -> bool:
 
     False for a deterministic error, and for every result that is not an
     error: a success, a cached node, and a skipped one, which is also how a
-    build stop ends the nodes it interrupted. A node cancelled at its timeout
-    is a deterministic ``NodeTimeout`` error: not retried.
+    build stop ends the nodes it interrupted. A node cancelled at its node
+    timeout (``NodeTimeout``) is transient: retried.
     """
     return result.status is NodeStatus.ERROR and classify(result) is not ErrorKind.DETERMINISTIC

@@ -381,14 +381,14 @@ def test_a_failing_test_is_deterministic_by_its_dbt_status() -> None:
     [PG_CANCELLED, PG_TERMINATED_MID_QUERY, DUCKDB_INTERRUPTED],
     ids=["cancel", "drop", "duck"],
 )
-def test_a_node_cancelled_at_its_timeout_is_not_retried_whatever_dbt_said(said: str) -> None:
+def test_a_node_cancelled_at_its_timeout_is_retried_whatever_dbt_said(said: str) -> None:
     result = timed_out(failed(said, "DatabaseError"), 5)
     # The same result after a trip through run_results.json.
     read_back = failed(result.error.message if result.error else "", "PreviousRunError")
 
-    assert classify(result) is ErrorKind.DETERMINISTIC
-    assert not is_retryable(result)
-    assert classify(read_back) is ErrorKind.DETERMINISTIC
+    assert classify(result) is ErrorKind.TRANSIENT
+    assert is_retryable(result)
+    assert classify(read_back) is ErrorKind.TRANSIENT
 
 
 def test_an_error_without_error_info_is_read_from_its_message() -> None:

@@ -56,6 +56,8 @@ from prefect_dbt_orchestrator.adapters.cli._flags import (
     selection_request,
 )
 from prefect_dbt_orchestrator.adapters.cli._listing import run_ls, run_plan
+from prefect_dbt_orchestrator.adapters.cli._runners import HELP as RUNNER_HELP
+from prefect_dbt_orchestrator.adapters.cli._runners import task_runner_for, task_runner_spec
 from prefect_dbt_orchestrator.domain.errors import (
     BuildInterrupted,
     DbtBuildFailed,
@@ -148,6 +150,9 @@ def _add_build_flags(build: argparse.ArgumentParser) -> None:
         "--task-tags",
         action="store_true",
         help="tag task runs (resource type, materialization, tags)",
+    )
+    build.add_argument(
+        "--task-runner", type=task_runner_spec, default=None, metavar="RUNNER", help=RUNNER_HELP
     )
     _add_limit_flags(build)
     add_cache_flags(build)
@@ -257,6 +262,7 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         write_run_results=args.write_run_results,
         disable_assets=args.disable_assets,
         include_compiled_code=args.include_compiled_code,
+        task_runner=task_runner_for(getattr(args, "task_runner", None)),
     )
 
 
