@@ -51,10 +51,19 @@ _ONE_SESSION = threading.Lock()
 class DbtSession:
     """An open dbt build context that runs single nodes by unique_id."""
 
-    def __init__(self, project: DbtProject, manifest: Manifest, args: list[str]) -> None:
+    def __init__(
+        self,
+        project: DbtProject,
+        manifest: Manifest,
+        args: list[str],
+        *,
+        shared_warehouse: bool = False,
+    ) -> None:
         self._project = project
         self._manifest = manifest
         self._args = args
+        # other processes write the same schemas (a worker of a process pool)
+        self._shared = shared_warehouse
         self._stack = contextlib.ExitStack()
         self._task: BuildTask | None = None
         self._counter = threading.Lock()
@@ -161,7 +170,43 @@ class DbtSession:
         with self._counter:
             runner = task.get_runner(node)
         with self._in_context():
+            if self._shared:
+                self._refresh_relation(node)
             return task.call_runner(runner)
+
+    _MATERIALIZED = frozenset({"model", "seed", "snapshot"})
+    _TRANSIENT_SUFFIXES = ("", "__dbt_tmp", "__dbt_backup")
+
+    def _refresh_relation(self, node: Any) -> None:
+        """Make dbt's relation cache tell the truth about ``node``'s relation
+        (and its ``__dbt_tmp``/``__dbt_backup``) before it runs.
+
+        The cache was loaded when this session opened, and other processes
+        have written the schema since: rebuilding a table in PostgreSQL drops
+        its dependent views (``drop ... cascade``), which only the process that
+        did it knows. dbt would then rename a view that is gone. One query per
+        node lists the schema's relations.
+        """
+        if str(node.resource_type) not in self._MATERIALIZED:
+            return
+        if getattr(node.config, "materialized", None) == "ephemeral":
+            return
+        adapter = get_adapter(self._require_task().config)
+        identifier = str(getattr(node, "alias", None) or node.name)
+        schema = adapter.Relation.create(database=node.database, schema=node.schema)
+        with adapter.connection_named(f"refresh {node.unique_id}"):
+            present = {
+                str(r.identifier).lower(): r for r in adapter.list_relations_without_caching(schema)
+            }
+        cached = {
+            str(r.identifier).lower(): r
+            for r in adapter.cache.get_relations(node.database, node.schema)
+        }
+        for name in (f"{identifier}{suffix}".lower() for suffix in self._TRANSIENT_SUFFIXES):
+            if name in cached and name not in present:
+                adapter.cache.drop(cached[name])
+            elif name in present and name not in cached:
+                adapter.cache.add(present[name])
 
     def run_hooks(self, hook_type: Any) -> None:
         """Run the project's on-run-start or on-run-end hooks once."""

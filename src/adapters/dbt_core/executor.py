@@ -217,7 +217,9 @@ class DbtCoreExecutor(DbtExecutor):
             self._secrets = read_secrets(options.extra_args)
             self._root_package = root_package
             self._hooks = False
-            self._session = self._open_session(node_ids, options, create_schemas=False)
+            self._session = self._open_session(
+                node_ids, options, create_schemas=False, shared_warehouse=True
+            )
 
     def worker_recipe(self, folder: Path) -> DbtCoreRecipe:
         """The recipe for the workers of the build ``start_run`` started; the
@@ -244,7 +246,12 @@ class DbtCoreExecutor(DbtExecutor):
         )
 
     def _open_session(
-        self, node_ids: Sequence[str], options: InvocationOptions, *, create_schemas: bool
+        self,
+        node_ids: Sequence[str],
+        options: InvocationOptions,
+        *,
+        create_schemas: bool,
+        shared_warehouse: bool = False,
     ) -> DbtSession:
         from prefect_dbt_orchestrator.adapters.dbt_core._session import DbtSession
 
@@ -253,7 +260,10 @@ class DbtCoreExecutor(DbtExecutor):
         args += [*SESSION_FLAGS, *self._console_flags()]
         # a later flag wins in click: the user's --log-level-file overrides ours
         session = DbtSession(
-            project, self._load_dbt_manifest(project), args + list(options.dbt_flags())
+            project,
+            self._load_dbt_manifest(project),
+            args + list(options.dbt_flags()),
+            shared_warehouse=shared_warehouse,
         )
         session.open(node_ids, create_schemas=create_schemas)
         return session
