@@ -1,0 +1,2 @@
+{{ config(materialized='view') }}
+select id, 1 as which from {{ ref('base') }}

@@ -1,0 +1,2 @@
+{{ config(materialized='view') }}
+select id, 3 as which from {{ ref('base') }}
