@@ -217,24 +217,42 @@ class DbtSession:
 
     def cancel(self, unique_ids: Collection[str] | None) -> list[str]:
         """Cancel the running queries of ``unique_ids`` (all when None) through
-        the adapter (DuckDB ``interrupt()``, PostgreSQL's cancel request).
+        the adapter (DuckDB ``interrupt()``, PostgreSQL's ``pg_terminate_backend``).
 
         dbt names each node's connection by its unique_id, as ``dbt build``
-        does when it cancels open connections on Ctrl-C. Returns the names of
-        the connections cancelled; never raises.
+        does when it cancels open connections on Ctrl-C. Some adapters cancel
+        with a query of their own (dbt-postgres), which needs a connection of
+        the calling thread, as dbt's main thread has: one is opened for the
+        cancel and closed after it. Returns the names of the connections
+        cancelled; never raises.
         """
         task = self._task
         if task is None:
             return []
-        manager = get_adapter(task.config).connections
-        cancelled = []
+        adapter = get_adapter(task.config)
+        manager = adapter.connections
         with manager.lock:
-            for connection in list(manager.thread_connections.values()):
-                wanted = unique_ids is None or connection.name in unique_ids
-                if wanted and connection.handle is not None and connection.state == "open":
+            targets = [
+                connection
+                for connection in manager.thread_connections.values()
+                if (unique_ids is None or connection.name in unique_ids)
+                and connection.handle is not None
+                and connection.state == "open"
+            ]
+        if not targets:
+            return []
+        cancelled = []
+        try:
+            with self._in_context(), adapter.connection_named("cancel"):
+                for connection in targets:
                     with contextlib.suppress(Exception):  # best effort: the query may just end
                         manager.cancel(connection)
                         cancelled.append(str(connection.name))
+        except Exception:  # no connection for the cancel itself (the warehouse went away)
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                manager.clear_thread_connection()
         return cancelled
 
     def existing_relations(

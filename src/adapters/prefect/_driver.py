@@ -139,7 +139,10 @@ class ProgressLog:
 def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
     """The node's result whether its task returned it, raised NodeFailed, or
     raised something unexpected (that is the node's error, not the build's end)."""
-    outcome: object = future.result(raise_on_failure=False)
+    try:
+        outcome: object = future.result(raise_on_failure=False)
+    except Exception as exc:  # the runner itself failed: a process pool whose worker died
+        outcome = exc
     if isinstance(outcome, NodeResult):
         return outcome
     if isinstance(outcome, NodeFailed):
@@ -331,8 +334,12 @@ def _wind_down(
     """After a stop: keep the successes of the nodes still running (their
     queries are being cancelled), and skip every node that did not finish."""
     for uid, future in sorted(running.items()):
-        future.wait(timeout=WIND_DOWN_SECONDS)
-        if future.state.is_final():
+        try:
+            future.wait(timeout=WIND_DOWN_SECONDS)
+            ended = future.state.is_final()
+        except Exception:  # the runner failed (a dead pool worker): the node did not finish
+            continue
+        if ended:
             result = _outcome(uid, future)
             if result.status is NodeStatus.SUCCESS:
                 _record(schedule, log, result, future.task_run_id)
@@ -414,8 +421,12 @@ def _run_wave(
     parameters = dict(zip(names, arguments, strict=True))
     parameters |= runner.parameters(context, batch)
     future = runner.task_runner.submit(task, parameters)
-    future.wait()
-    return _wave_results(future.state, batch), future.task_run_id
+    try:
+        future.wait()
+        state = future.state
+    except Exception as exc:  # the runner itself failed: a process pool whose worker died
+        return {uid: crashed_result(uid, exc) for uid in batch}, future.task_run_id
+    return _wave_results(state, batch), future.task_run_id
 
 
 def _wave_results(
