@@ -517,12 +517,13 @@ def test_a_dask_worker_killed_mid_node_is_replaced_and_the_node_re_run_elsewhere
     assert contract_statuses(again) == {DROPPED: "success", AFTER_DROPPED: "success"}
 
 
-def test_stop_from_another_thread_cancels_the_queries_running_in_pool_workers(
-    sleepers: SleepProject,
+@RUNNERS
+def test_stop_from_another_thread_cancels_the_queries_running_in_workers(
+    make_runner: Callable[[], TaskRunner[Any]], sleepers: SleepProject
 ) -> None:
     orchestrator = orchestrator_for(
         sleepers.project, execution_mode=ExecutionMode.PER_NODE, concurrency=2,
-        raise_on_failure=False, task_tags=False, task_runner=process_pool(),
+        raise_on_failure=False, task_tags=False, task_runner=make_runner(),
     )  # fmt: skip
     reason = "stopped by the test"
     watch = QueryWatch(sleepers, then=lambda: orchestrator.stop(reason))
@@ -540,10 +541,13 @@ def test_stop_from_another_thread_cancels_the_queries_running_in_pool_workers(
     assert contract_statuses(stopped.results) == dict.fromkeys(PG_SLEEP_MODELS, "skipped")
 
 
-def test_a_node_over_its_timeout_in_a_pool_worker_is_cancelled(sleepers: SleepProject) -> None:
+@RUNNERS
+def test_a_node_over_its_timeout_in_a_worker_is_cancelled(
+    make_runner: Callable[[], TaskRunner[Any]], sleepers: SleepProject
+) -> None:
     orchestrator = orchestrator_for(
         sleepers.project, execution_mode=ExecutionMode.PER_NODE, node_timeout_seconds=3,
-        raise_on_failure=False, task_tags=False, task_runner=process_pool(),
+        raise_on_failure=False, task_tags=False, task_runner=make_runner(),
     )  # fmt: skip
     watch = QueryWatch(sleepers)
     only = PG_SLEEP_MODELS[0]
