@@ -431,11 +431,12 @@ class QueryWatch:
 def test_a_pool_worker_killed_mid_node_errors_that_node_and_skips_the_others(
     sleepers: SleepProject,
 ) -> None:
-    # One node at a time: Python 3.11's ProcessPoolExecutor watches only the
-    # workers it had when its manager thread last woke up, so the death of a
-    # worker spawned while another task ran goes unnoticed until a task ends.
+    # Two nodes at once: Python 3.11's ProcessPoolExecutor watches only the
+    # workers it had when its manager thread last woke up, so it would notice
+    # the death of a worker spawned while another task ran only when that task
+    # ends (in 600 s); the build watches its workers' pids itself.
     orchestrator = orchestrator_for(
-        sleepers.project, execution_mode=ExecutionMode.PER_NODE, concurrency=1,
+        sleepers.project, execution_mode=ExecutionMode.PER_NODE, concurrency=2,
         raise_on_failure=False, task_tags=False, task_runner=process_pool(),
     )  # fmt: skip
     worker_killer = WorkerKiller(sleepers.server, sleepers.schema)

@@ -8,6 +8,8 @@ Dask clusters run in tests/integration/test_task_runners.py.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +26,12 @@ from prefect_dbt_orchestrator.adapters.dbt_core.worker import DbtCoreRecipe
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop
 from prefect_dbt_orchestrator.adapters.prefect._tasks import NodeFailed, worth_retrying
 from prefect_dbt_orchestrator.adapters.prefect._workers import (
+    RUNNING_DIR,
     STOP_FILE,
     WorkerBuild,
     _Sessions,
+    dead_workers,
+    running_here,
     worker_build,
 )
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
@@ -226,3 +231,24 @@ def test_a_recipe_refuses_a_manifest_copy_that_changed_or_is_missing(tmp_path: P
     copy.unlink()
     with pytest.raises(ExecutorUnavailable, match="cannot read the build's manifest"):
         recipe.open()
+
+
+def test_a_node_whose_worker_was_killed_is_found_dead_even_before_it_is_reaped(
+    tmp_path: Path,
+) -> None:
+    build = build_in(tmp_path / "build", FakeRecipe("pids"))
+    with running_here(build, ["model.p.here"]):
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        try:
+            (Path(build.folder) / RUNNING_DIR / "model.p.gone").write_text(str(worker.pid))
+            assert dead_workers(build, ["model.p.here", "model.p.gone", "model.p.later"]) == {}
+            worker.kill()
+            # a zombie until waited for, as a killed pool worker is until its pool notices
+            assert _wait_for(lambda: dead_workers(build, ["model.p.gone"]) != {})
+            assert dead_workers(build, ["model.p.here", "model.p.gone"]) == {
+                "model.p.gone": worker.pid
+            }
+        finally:
+            worker.kill()
+            worker.wait()
+    assert not (Path(build.folder) / RUNNING_DIR / "model.p.here").exists()

@@ -40,7 +40,11 @@ from prefect_dbt_orchestrator.adapters.prefect._tasks import (
     run_wave_task,
     skipped_node_task,
 )
-from prefect_dbt_orchestrator.adapters.prefect._workers import WorkerBuild, WorkerNodes
+from prefect_dbt_orchestrator.adapters.prefect._workers import (
+    WorkerBuild,
+    WorkerNodes,
+    dead_workers,
+)
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import (
     ErrorInfo,
@@ -52,7 +56,11 @@ from prefect_dbt_orchestrator.domain.outcomes import (
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
 
-_BROKEN_POOL = frozenset({"BrokenProcessPool", "BrokenExecutor"})
+WORKER_DIED = "WorkerDied"  # the error type of a node whose worker process died
+_BROKEN_POOL = frozenset({"BrokenProcessPool", "BrokenExecutor", WORKER_DIED})
+
+# How often a wave's task is looked at while it runs (its worker may have died).
+DEATH_WATCH_SECONDS = 0.5
 
 # How long a stopping build waits for each running node to end once its
 # queries are cancelled; a query that ignores the cancel is left behind.
@@ -185,6 +193,22 @@ class Runner:
 
     task_runner: TaskRunner[Any]
     remote: WorkerBuild | None = None
+    watch_pids: bool = False  # a process pool: its workers are this machine's processes
+
+    def died(self, unique_ids: Iterable[str]) -> dict[str, NodeResult]:
+        """The error results of the nodes among ``unique_ids`` whose worker
+        process died (watched on a process pool only)."""
+        if self.remote is None or not self.watch_pids:
+            return {}
+        return {
+            uid: NodeResult(
+                uid,
+                NodeStatus.ERROR,
+                message=f"the worker process running it died (pid {pid})",
+                error=ErrorInfo(f"the worker process running it died (pid {pid})", WORKER_DIED),
+            )
+            for uid, pid in dead_workers(self.remote, unique_ids).items()
+        }
 
     def parameters(self, context: RunContext, unique_ids: Iterable[str]) -> dict[str, Any]:
         """The ``remote`` parameter for a task of ``unique_ids`` (none in this process)."""
@@ -275,6 +299,13 @@ def run_per_node(
                 futures[uid].add_done_callback(_notify(ended, uid))
                 running.add(uid)
             done = _next_end(ended)
+            if done is None and not context.stop.requested:
+                for result in runner.died(sorted(running)).values():
+                    running.discard(result.unique_id)
+                    pool_broke(result, context.stop)
+                    waiting.extend(
+                        _record(schedule, log, result, futures[result.unique_id].task_run_id)
+                    )
             if done is None or context.stop.requested:
                 continue  # after a stop, _wind_down reads what ended (a cancel, or not)
             running.discard(done)
@@ -422,11 +453,24 @@ def _run_wave(
     parameters |= runner.parameters(context, batch)
     future = runner.task_runner.submit(task, parameters)
     try:
-        future.wait()
+        while not _ended(future, runner):
+            if died := runner.died(batch):
+                return died, future.task_run_id  # its worker ran the whole wave
         state = future.state
     except Exception as exc:  # the runner itself failed: a process pool whose worker died
         return {uid: crashed_result(uid, exc) for uid in batch}, future.task_run_id
     return _wave_results(state, batch), future.task_run_id
+
+
+def _ended(future: PrefectFuture[Any], runner: Runner) -> bool:
+    """Whether ``future`` ended: after a moment when its worker is watched,
+    else once it has."""
+    done = getattr(getattr(future, "wrapped_future", None), "done", None)
+    if not runner.watch_pids or not callable(done):
+        future.wait()
+        return True
+    future.wait(timeout=DEATH_WATCH_SECONDS)
+    return bool(done())
 
 
 def _wave_results(

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 from prefect.context import FlowRunContext
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
@@ -90,7 +90,8 @@ def run_plan(executor: DbtExecutor, run: PlanRun, log: ProgressLog) -> dict[str,
                 stop_on_signals(run.stop),
                 stop_after(run.stop, options.timeout_seconds),
             ):
-                runner = Runner(task_runner, remote)
+                watch = isinstance(task_runner, ProcessPoolTaskRunner)
+                runner = Runner(task_runner, remote, watch_pids=watch)
                 drive = run_per_node
                 if options.execution_mode is ExecutionMode.PER_WAVE:
                     drive = run_per_wave

@@ -31,7 +31,11 @@ from prefect_dbt_orchestrator.adapters.prefect._guards import (
     holding_slot,
 )
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop
-from prefect_dbt_orchestrator.adapters.prefect._workers import SESSIONS, WorkerNodes
+from prefect_dbt_orchestrator.adapters.prefect._workers import (
+    SESSIONS,
+    WorkerNodes,
+    running_here,
+)
 from prefect_dbt_orchestrator.domain.commands import InvocationOptions
 from prefect_dbt_orchestrator.domain.graph import TEST_TYPES
 from prefect_dbt_orchestrator.domain.manifest import Node
@@ -94,7 +98,7 @@ def build_context(run_key: str, remote: WorkerNodes | None) -> Iterator[RunConte
             "pass the task runner to the orchestrator: PrefectDbtOrchestrator(task_runner=...)",
         )
     build = remote.build
-    with SESSIONS.using(build) as session:
+    with running_here(build, remote.nodes), SESSIONS.using(build) as session:
         if not session.announced:
             session.announced = True
             get_run_logger().info(

@@ -25,7 +25,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -41,6 +41,7 @@ from prefect_dbt_orchestrator.ports.executor import (
 )
 
 STOP_FILE = "stop"
+RUNNING_DIR = "running"  # <uid>: the pid of the worker running that node
 BUILD_PREFIX = ".orchestrator-build-"
 WATCH_SECONDS = 0.5  # how often a worker looks for the stop file
 CANCEL_REPEAT_SECONDS = 1.0  # as in the build's own process
@@ -110,6 +111,63 @@ def worker_build(
         yield build
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_here(build: WorkerBuild, unique_ids: Iterable[str]) -> Iterator[None]:
+    """While this worker runs ``unique_ids``: a file per node in the build's
+    ``running/`` folder holding this process's pid (see ``dead_workers``)."""
+    folder = Path(build.folder) / RUNNING_DIR
+    written: list[Path] = []
+    with contextlib.suppress(OSError):  # the build ended meanwhile: nothing to watch
+        folder.mkdir(exist_ok=True)
+        for uid in unique_ids:
+            path = folder / uid
+            path.write_text(str(os.getpid()), encoding="utf-8")
+            written.append(path)
+    try:
+        yield
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+
+
+def dead_workers(build: WorkerBuild, unique_ids: Iterable[str]) -> dict[str, int]:
+    """The nodes among ``unique_ids`` whose worker process, on this machine, is
+    gone (or a zombie): unique_id -> that worker's pid.
+
+    A process pool notices a dead worker only when its manager thread wakes,
+    which may be when another task ends (Python 3.11); the build looks itself.
+    """
+    folder = Path(build.folder) / RUNNING_DIR
+    dead = {}
+    for uid in unique_ids:
+        try:
+            pid = int((folder / uid).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # not started yet, or already ended
+            continue
+        if not _alive(pid):
+            dead[uid] = pid
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a killed pool worker stays a zombie until
+    the pool reaps it, so Linux's /proc state is read where there is one."""
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            state = stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_stop(path: Path, stop: BuildStop) -> None:
