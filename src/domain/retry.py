@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -26,15 +25,12 @@ from prefect_dbt_orchestrator.domain.graph import build_graph
 from prefect_dbt_orchestrator.domain.manifest import Manifest
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
-    ErrorInfo,
     NodeResult,
-    NodeStatus,
-    Timing,
-    contract_status,
 )
 from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from prefect_dbt_orchestrator.domain.plan import plan_build
 from prefect_dbt_orchestrator.domain.redaction import REDACTED
+from prefect_dbt_orchestrator.domain.result_entries import EntryError, result_from_entry
 from prefect_dbt_orchestrator.domain.selection.request import SelectionRequest
 
 # dbt's core/dbt/task/retry.py: the statuses a retry runs again.
@@ -169,53 +165,11 @@ def _holds_redacted(value: Any) -> bool:
     return False
 
 
-def _when(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _timing(steps: Any) -> Timing | None:
-    """The span of dbt's timing steps (compile and execute), when recorded."""
-    if not isinstance(steps, list) or not steps:
-        return None
-    starts = [_when(s.get("started_at")) for s in steps if isinstance(s, Mapping)]
-    ends = [_when(s.get("completed_at")) for s in steps if isinstance(s, Mapping)]
-    known_starts = [s for s in starts if s is not None]
-    known_ends = [e for e in ends if e is not None]
-    if not known_starts or not known_ends:
-        return None
-    return Timing(min(known_starts), max(known_ends))
-
-
 def _result(source: str, entry: Any) -> NodeResult:
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("unique_id"), str):
-        raise PreviousRunError(source, "a result has no unique_id")
-    uid = entry["unique_id"]
     try:
-        dbt_status = DbtStatus(entry.get("status"))
-    except ValueError:
-        problem = f"{uid} has an unknown status {entry.get('status')!r}"
-        raise PreviousRunError(source, problem) from None
-    status = contract_status(dbt_status)
-    message = entry.get("message") if isinstance(entry.get("message"), str) else None
-    response = entry.get("adapter_response")
-    response = response if isinstance(response, Mapping) else {}
-    rows = response.get("rows_affected")
-    failures = entry.get("failures")
-    failed = status is NodeStatus.ERROR
-    return NodeResult(
-        uid,
-        status,
-        dbt_status,
-        message=message,
-        timing=_timing(entry.get("timing")),
-        error=ErrorInfo(message or dbt_status.value, "PreviousRunError") if failed else None,
-        rows_affected=rows if isinstance(rows, int) and rows >= 0 else None,
-        failures=failures if isinstance(failures, int) else None,
-        adapter_response=response,
-    )
+        return result_from_entry(entry, error_kind="PreviousRunError")
+    except EntryError as exc:
+        raise PreviousRunError(source, str(exc)) from None
 
 
 def read_previous_run(document: Any, source: str) -> PreviousRun:

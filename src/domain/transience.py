@@ -46,7 +46,7 @@ def _patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
 
 
 # ---------------------------------------------------------------- error types
-# ErrorInfo.type: dbt's kind of error as adapters.dbt_core._results.error_type
+# ErrorInfo.type: dbt's kind of error as domain.result_entries.error_type
 # names it, our own kinds, or the class of an exception that escaped dbt's
 # runner (adapters.dbt_core._results.crashed). Compared in lower case.
 

@@ -162,6 +162,8 @@ class DbtCloudClient:
         )
 
     def _answer(self, what: str, response: httpx.Response, raw: bool) -> Any:
+        if response.status_code == 204:  # dbt Cloud deletes a job with no body
+            return None
         try:
             payload = response.json()
         except ValueError:

@@ -7,7 +7,6 @@ message is scrubbed with the build's ``Secrets`` before it leaves here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +24,9 @@ from prefect_dbt_orchestrator.domain.outcomes import (
     no_op_result,
 )
 from prefect_dbt_orchestrator.domain.redaction import Secrets
+from prefect_dbt_orchestrator.domain.result_entries import error_type
 
 NO_SECRETS = Secrets()
-
-_ERROR_KIND = re.compile(r"^\s*(Database|Compilation|Runtime|Dependency|Parsing) Error")
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -43,14 +41,6 @@ def _timing(steps: Sequence[Any]) -> Timing | None:
     if not started or not completed:
         return None
     return Timing(min(s for s in started if s), max(c for c in completed if c))
-
-
-def error_type(dbt_status: DbtStatus, message: str) -> str:
-    """A short class name for why the node failed (dbt's own wording when it has one)."""
-    if dbt_status is DbtStatus.FAIL:
-        return "TestFailure"
-    match = _ERROR_KIND.match(message)
-    return f"{match.group(1)}Error" if match else "DbtRuntimeError"
 
 
 def to_node_result(
