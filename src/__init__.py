@@ -31,6 +31,7 @@ from prefect_dbt_orchestrator.domain.placement import TestStrategy
 from prefect_dbt_orchestrator.ports.executor import DbtExecutor, ExecutorUnavailable
 
 if TYPE_CHECKING:
+    from prefect_dbt_orchestrator.adapters.dbt_cloud.executor import DbtCloudExecutor
     from prefect_dbt_orchestrator.adapters.dbt_core import (
         DbtCoreExecutor,
         MissingAdapterError,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         RunOptions,
         create_freshness_aware_cache_policy,
     )
+    from prefect_dbt_orchestrator.adapters.prefect.dbt_cloud_block import DbtCloudCredentials
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,8 @@ _LAZY = {
     "PrefectDbtOrchestrator": "prefect_dbt_orchestrator.adapters.prefect",
     "PrefectDbtSettings": "prefect_dbt_orchestrator.adapters.prefect",
     "RunOptions": "prefect_dbt_orchestrator.adapters.prefect",
+    "DbtCloudExecutor": "prefect_dbt_orchestrator.adapters.dbt_cloud.executor",
+    "DbtCloudCredentials": "prefect_dbt_orchestrator.adapters.prefect.dbt_cloud_block",
 }
 
 __all__ = [
@@ -75,6 +79,8 @@ __all__ = [
     "CacheOptions",
     "CachePolicyFactory",
     "DbtBuildFailed",
+    "DbtCloudCredentials",
+    "DbtCloudExecutor",
     "DbtCoreExecutor",
     "DbtExecutor",
     "DbtNodeCachePolicy",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import os
 import re
 import shlex
@@ -99,15 +100,21 @@ class _Faults:
 
     lock: threading.Lock = attrs.Factory(threading.Lock)
     failures: list[tuple[int, int | None]] = attrs.Factory(list)
+    limited_until: float = 0.0  # time.monotonic() until which every request gets 429
     drop: str | None = None
     failing_steps: set[str] = attrs.Factory(set)
     hanging_steps: set[str] = attrs.Factory(set)
 
     def take_failure(self) -> _Reply | None:
+        retry_after: int | None
         with self.lock:
-            if not self.failures:
+            left = self.limited_until - time.monotonic()
+            if left > 0:
+                code, retry_after = 429, max(1, math.ceil(left))
+            elif not self.failures:
                 return None
-            code, retry_after = self.failures.pop(0)
+            else:
+                code, retry_after = self.failures.pop(0)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         return _Reply(code, _envelope(code, None, f"injected HTTP {code}"), headers=headers)
 
@@ -154,6 +161,7 @@ class DbtCloudServer:
         self._project_dir, self._profiles_dir, self._work_dir = project_dir, profiles_dir, work_dir
         self._env = dict(env or {})
         self.requests: list[RecordedRequest] = []
+        self.injected: list[RecordedRequest] = []  # the requests a fail_next answered
         self._faults = _Faults()
         self._cond = threading.Condition()
         self._jobs: dict[int, dict[str, Any]] = {}
@@ -212,6 +220,12 @@ class DbtCloudServer:
             header = retry_after if status == 429 else None
             self._faults.failures.extend([(status, header)] * n)
 
+    def rate_limit(self, seconds: float) -> None:
+        """dbt Cloud's cool-down after a burst: for ``seconds`` from now, every
+        request gets 429 with ``Retry-After`` the seconds left (rounded up)."""
+        with self._faults.lock:
+            self._faults.limited_until = time.monotonic() + seconds
+
     def fail_runs(self, step_substring: str) -> None:
         """Runs reaching a step containing this end in ERROR without running dbt."""
         with self._faults.lock:
@@ -246,7 +260,12 @@ class DbtCloudServer:
         drop = self._faults.take_drop()
         if drop == "before":
             return None
-        reply = self._faults.take_failure() or self._dispatch(request)
+        reply = self._faults.take_failure()
+        if reply is not None:
+            with self._cond:
+                self.injected.append(request)
+        else:
+            reply = self._dispatch(request)
         return None if drop == "after" else reply
 
     def _dispatch(self, request: RecordedRequest) -> _Reply:

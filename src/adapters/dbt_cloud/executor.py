@@ -56,10 +56,16 @@ _HOST = socket.gethostname().split(".")[0].lower() or "host"
 
 
 def _as_credentials(given: Any) -> DbtCloudCredentials:
-    """``given`` as plain credentials: ours, or anything with ``api_key`` (a str
-    or a pydantic SecretStr), ``account_id`` and maybe ``base_url`` (a block)."""
+    """``given`` as plain credentials: ours, a block with ``plain()``, or anything
+    with ``api_key`` (a str or a pydantic SecretStr), ``account_id`` and maybe
+    ``base_url`` (prefect-dbt's block of the same name)."""
     if isinstance(given, DbtCloudCredentials):
         return given
+    plain = getattr(given, "plain", None)
+    if callable(plain):
+        found = plain()
+        if isinstance(found, DbtCloudCredentials):
+            return found
     key = getattr(given, "api_key", None)
     secret = getattr(key, "get_secret_value", None)
     values: dict[str, Any] = {
@@ -110,7 +116,8 @@ class DbtCloudExecutor(DbtExecutor):
         self.threads = threads
         self.defer_to_job_id = defer_to_job_id
         self.cleanup_orphans = cleanup_orphans
-        self._client = DbtCloudClient(self.credentials, transport=transport, sleep=sleep)
+        self._transport = transport
+        self._http: DbtCloudClient | None = None  # opened on first use, closed by close()
         self._sleep = sleep
         self._root_package: str | None = None
         self._adapter_type = "unknown"
@@ -119,6 +126,22 @@ class DbtCloudExecutor(DbtExecutor):
         self._runs: dict[str, int] = {}  # unique_id -> its running dbt Cloud run
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
+
+    @property
+    def _client(self) -> DbtCloudClient:
+        with self._lock:
+            if self._http is None:
+                self._http = DbtCloudClient(
+                    self.credentials, transport=self._transport, sleep=self._sleep
+                )
+            return self._http
+
+    def close(self) -> None:
+        """Close the API connections (the next call opens new ones)."""
+        with self._lock:
+            client, self._http = self._http, None
+        if client is not None:
+            client.close()
 
     def __repr__(self) -> str:
         return (
@@ -162,7 +185,8 @@ class DbtCloudExecutor(DbtExecutor):
             self.delete_orphans()
 
     def finish_run(self) -> None:
-        """Every job is deleted as its node ends: nothing is left to release."""
+        """Every job was deleted as its node ended; the API connections close."""
+        self.close()
 
     def cancel(self, unique_ids: Collection[str] | None = None) -> None:
         with self._lock:
