@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import attrs
 
@@ -86,3 +87,14 @@ def exact_selector(node: Node, root_package: str | None = None) -> str:
     if root_package is not None and node.package_name == root_package and node.original_file_path:
         parts.append(f"path:{node.original_file_path}")
     return ",".join(parts)
+
+
+def wave_selection(nodes: Iterable[Node], root_package: str | None = None) -> list[str]:
+    """The arguments that select exactly ``nodes`` in one dbt invocation: each
+    one's ``exact_selector``, and no test pulled in beside them."""
+    return [
+        "--select",
+        *(exact_selector(node, root_package) for node in nodes),
+        "--indirect-selection",
+        "empty",
+    ]

@@ -29,6 +29,11 @@ class ExecutorUnavailable(OrchestrationError, RuntimeError):
         return f"{self.backend} could not run: {self.problem}; {self.fix}"
 
 
+def needs_local_project(executor: object) -> bool:
+    """Whether ``executor`` runs dbt on a local checkout (the default)."""
+    return bool(getattr(executor, "needs_local_project", True))
+
+
 @attrs.frozen
 class CacheInputs:
     """What cache keys and hits need from outside the manifest.
@@ -53,6 +58,11 @@ class DbtExecutor(Protocol):
 
     Drivers never hand it exposures or saved queries (``PlannedNode.is_no_op``):
     dbt runs nothing for them, and ``Schedule.end_no_ops`` ends them.
+
+    An executor that runs dbt elsewhere, on a project it does not read from
+    local files (dbt Cloud), says so with a class attribute
+    ``needs_local_project = False``; options that hand dbt local paths are
+    then refused (``local_only_options``).
     """
 
     def load_manifest(

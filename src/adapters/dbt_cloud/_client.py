@@ -69,6 +69,14 @@ def cool_down_for(credentials: DbtCloudCredentials) -> CoolDown:
         return _COOL_DOWNS.setdefault(key, CoolDown())
 
 
+@attrs.frozen
+class ApiRefused(ExecutorUnavailable):
+    """The API answered 4xx (not 429): ``status_code`` says which (404: the
+    job or run is gone)."""
+
+    status_code: int = 0
+
+
 def _retry_after(response: httpx.Response) -> float:
     value = response.headers.get("Retry-After", "")
     try:
@@ -169,7 +177,8 @@ class DbtCloudClient:
         except ValueError:
             payload = None
         if response.is_error:
-            raise ExecutorUnavailable(BACKEND, *self._refusal(what, response, payload))
+            problem, fix = self._refusal(what, response, payload)
+            raise ApiRefused(BACKEND, problem, fix, response.status_code)
         if raw:
             return payload
         if not isinstance(payload, dict) or "data" not in payload:

@@ -1,27 +1,26 @@
 """DbtCloudExecutor: the executor port over dbt Cloud's Administrative API v2.
 
-Each node (or wave) runs as an ephemeral dbt Cloud job: created with the
-node's command as its one step, triggered, polled until it ends (or
-cancelled at ``timeout_seconds``), its ``run_results.json`` mapped to
-results as the dbt Core executor maps dbt's own, and always deleted. The
-manifest comes from ``defer_to_job_id``'s latest successful run, else from
-an ephemeral ``dbt compile`` job. No local dbt project is needed.
+Each node (or wave) runs as an ephemeral dbt Cloud job (``_jobs``): created
+with the node's command as its one step, triggered, polled until it ends (or
+cancelled at ``timeout_seconds``), its ``run_results.json`` mapped to results
+as the dbt Core executor maps dbt's own, and always deleted. With
+``reuse_jobs=True`` the build keeps one job per node running at once and
+triggers them with the node's step instead. The manifest comes from
+``defer_to_job_id``'s latest successful run, else from an ephemeral ``dbt
+compile`` job. No local dbt project is needed.
 
-Jobs are named ``<job_name_prefix>-<host>-<pid>-<label>``: a job left by a
-process of this host that no longer runs is an orphan, deleted at the next
-build's start (``cleanup_orphans``).
+Jobs left by a killed build are orphans, deleted at the next build's start
+(``cleanup_orphans``): this host's whose process is gone, and other hosts'
+idle for ``orphan_after_seconds``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import socket
+import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -29,13 +28,26 @@ from typing import Any
 import httpx
 
 from prefect_dbt_orchestrator.adapters.dbt_cloud._client import BACKEND, DbtCloudClient
+from prefect_dbt_orchestrator.adapters.dbt_cloud._jobs import (
+    CANCELLED,
+    SUCCESS,
+    JobPool,
+    Jobs,
+    JobSpec,
+)
 from prefect_dbt_orchestrator.adapters.dbt_cloud.credentials import DbtCloudCredentials
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
-from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
+from prefect_dbt_orchestrator.domain.commands import (
+    InvocationOptions,
+    command_for,
+    exact_selector,
+    wave_selection,
+)
+from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
 from prefect_dbt_orchestrator.domain.graph import is_no_op
-from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, Source
+from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType, Source
 from prefect_dbt_orchestrator.domain.outcomes import (
     DbtStatus,
     ErrorInfo,
@@ -44,15 +56,13 @@ from prefect_dbt_orchestrator.domain.outcomes import (
     NodeStatus,
     no_op_result,
 )
-from prefect_dbt_orchestrator.domain.redaction import Secrets
+from prefect_dbt_orchestrator.domain.redaction import Secrets, flag_values
 from prefect_dbt_orchestrator.domain.result_entries import EntryError, result_from_entry
 from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
 
-# dbt Cloud's run statuses
-QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
-ENDED = frozenset({SUCCESS, ERROR, CANCELLED})
 RUN_TIMEOUT = "DbtCloudRunTimeout"
-_HOST = socket.gethostname().split(".")[0].lower() or "host"
+CATALOG_SELECTORS = 200  # a catalog job selects at most this many nodes, else all
+_LOG = logging.getLogger("prefect_dbt_orchestrator")
 
 
 def _as_credentials(given: Any) -> DbtCloudCredentials:
@@ -88,9 +98,19 @@ class DbtCloudExecutor(DbtExecutor):
         poll_frequency_seconds: how often a run's status is read.
         threads: ``--threads`` for every command, when set.
         defer_to_job_id: the job whose latest successful run's manifest is used.
-        cleanup_orphans: delete, at each build's start, this host's jobs of the
-            prefix whose process is gone.
+        reuse_jobs: keep the build's jobs (one per node running at once) and
+            trigger them with each node's step, instead of a job per node.
+        cleanup_orphans: delete, at each build's start, the prefix's jobs no
+            running build owns (cancelling their runs still in progress).
+        orphan_after_seconds: another host's job counts as an orphan after this
+            long with nothing done on it (default: twice ``timeout_seconds``,
+            at least an hour); this host's as soon as its process is gone.
+
+    Raises:
+        OptionsConflictError: bad credentials, ids or durations.
     """
+
+    needs_local_project = False  # options that need local files are refused (orchestrator)
 
     def __init__(
         self,
@@ -103,22 +123,44 @@ class DbtCloudExecutor(DbtExecutor):
         poll_frequency_seconds: float = 10,
         threads: int | None = None,
         defer_to_job_id: int | None = None,
+        reuse_jobs: bool = False,
         cleanup_orphans: bool = True,
+        orphan_after_seconds: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.credentials = _as_credentials(credentials)
-        self.project_id = int(project_id)
-        self.environment_id = int(environment_id)
-        self.job_name_prefix = job_name_prefix
-        self.timeout_seconds = timeout_seconds
-        self.poll_frequency_seconds = poll_frequency_seconds
+        self.project_id = _positive_id("project_id", project_id)
+        self.environment_id = _positive_id("environment_id", environment_id)
+        self.job_name_prefix = _prefix(job_name_prefix)
+        self.timeout_seconds = _seconds("timeout_seconds", timeout_seconds)
+        self.poll_frequency_seconds = _seconds("poll_frequency_seconds", poll_frequency_seconds)
         self.threads = threads
         self.defer_to_job_id = defer_to_job_id
+        self.reuse_jobs = reuse_jobs
         self.cleanup_orphans = cleanup_orphans
+        self.orphan_after_seconds = (
+            max(3600.0, 2 * self.timeout_seconds)
+            if orphan_after_seconds is None
+            else _seconds("orphan_after_seconds", orphan_after_seconds)
+        )
         self._transport = transport
         self._http: DbtCloudClient | None = None  # opened on first use, closed by close()
         self._sleep = sleep
+        spec = JobSpec(
+            self.credentials.account_id,
+            self.project_id,
+            self.environment_id,
+            self.job_name_prefix,
+            threads,
+        )
+        self._jobs = Jobs(
+            lambda: self._client,
+            spec,
+            timeout_seconds=self.timeout_seconds,
+            poll_frequency_seconds=self.poll_frequency_seconds,
+            sleep=sleep,
+        )
         self._root_package: str | None = None
         self._adapter_type = "unknown"
         self._dbt_version = ""
@@ -161,16 +203,14 @@ class DbtCloudExecutor(DbtExecutor):
             source = f"dbt Cloud job {self.defer_to_job_id}'s manifest.json"
         else:
             step = ["dbt", "compile", *extra_args]
-            with self._job("compile", step, target) as job_id:
-                run_id = self._trigger(job_id, "compile the manifest")
-                status = self._wait(run_id)
-                if status != SUCCESS:
-                    raise ExecutorUnavailable(
-                        BACKEND,
-                        f"the compile job's run {run_id} ended with status {status}",
-                        "see the run in dbt Cloud; `dbt compile` must pass for a build",
-                    )
-                data = self._client.artifact(f"runs/{run_id}/artifacts/manifest.json")
+            run_id, status = self._jobs.run("compile", step, target, cause="compile the manifest")
+            if status != SUCCESS:
+                raise ExecutorUnavailable(
+                    BACKEND,
+                    f"the compile job's run {run_id} ended with status {status}",
+                    "see the run in dbt Cloud; `dbt compile` must pass for a build",
+                )
+            data = self._client.artifact(f"runs/{run_id}/artifacts/manifest.json")
             source = f"dbt Cloud run {run_id}'s manifest.json"
         manifest = structure_manifest(data, source=source)
         self._root_package = manifest.project_name
@@ -183,30 +223,60 @@ class DbtCloudExecutor(DbtExecutor):
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
         if self.cleanup_orphans:
             self.delete_orphans()
+        if self.reuse_jobs:
+            self._jobs.pool = JobPool()
 
     def finish_run(self) -> None:
-        """Every job was deleted as its node ended; the API connections close."""
-        self.close()
+        """Delete the pooled jobs (a job per node was deleted as its node
+        ended); the API connections close. A job that cannot be deleted now
+        is an orphan the next build deletes: logged, never raised."""
+        try:
+            self._jobs.close_pool()
+        except ExecutorUnavailable as exc:
+            _LOG.warning("a pooled dbt Cloud job could not be deleted (%s)", exc)
+        finally:
+            self.close()
 
     def cancel(self, unique_ids: Collection[str] | None = None) -> None:
         with self._lock:
             runs = [r for uid, r in self._runs.items() if unique_ids is None or uid in unique_ids]
             self._cancelled.update(runs)
         for run_id in runs:
-            with contextlib.suppress(ExecutorUnavailable):  # best effort: it may just have ended
-                self._client.post(f"runs/{run_id}/cancel/")
+            self._jobs.cancel(run_id)
 
     def cache_inputs(self, nodes: Sequence[Node], *, options: InvocationOptions) -> CacheInputs:
-        """dbt Cloud's warehouse is not visible from here: no relation is known
-        to exist, so a cache hit is never taken for a relation that is gone."""
+        """The key environment, and the relations that exist: the warehouse is
+        seen through one ``dbt docs generate --no-compile`` job, whose
+        ``catalog.json`` lists the relations it found. When that job fails, no
+        relation is taken to exist (every node runs)."""
         environment = KeyEnvironment(
             target_name=options.target or "default",
             adapter_type=self._adapter_type,
             dbt_version=self._dbt_version,
             adapter_version="",
             full_refresh=options.full_refresh,
+            # dbt Cloud's vars are in the run: the --vars given here stand for them
+            vars={"--vars": list(flag_values(options.extra_args))},
         )
-        return CacheInputs(environment, frozenset())
+        asked = [n for n in nodes if n.relation_name]
+        return CacheInputs(environment, self._catalogued(asked, options) if asked else frozenset())
+
+    def _catalogued(self, nodes: Sequence[Node], options: InvocationOptions) -> frozenset[str]:
+        selection: list[str] = []
+        if len(nodes) <= CATALOG_SELECTORS:
+            selection = ["--select", *(exact_selector(n, self._root_package) for n in nodes)]
+        step = ["dbt", "docs", "generate", "--no-compile", *selection, *options.extra_args]
+        try:
+            run_id, status = self._jobs.run(
+                "catalog", step, options.target, cause="which relations exist (cache)"
+            )
+            catalog = self._client.artifact(f"runs/{run_id}/artifacts/catalog.json")
+        except ExecutorUnavailable as exc:
+            _LOG.warning("dbt Cloud's catalog could not be read (%s): every node runs", exc)
+            return frozenset()
+        found = catalog.get("nodes") if isinstance(catalog, Mapping) else None
+        listed = set(found) if isinstance(found, Mapping) else set()
+        return frozenset(n.unique_id for n in nodes if n.unique_id in listed)
 
     def source_freshness(
         self, sources: Sequence[Node], *, options: InvocationOptions, record: bool
@@ -219,10 +289,9 @@ class DbtCloudExecutor(DbtExecutor):
         if not selectors:
             return {}
         step = ["dbt", "source", "freshness", "--select", *selectors, *options.extra_args]
-        with self._job("freshness", step, options.target) as job_id:
-            run_id = self._trigger(job_id, "source freshness")
-            self._wait(run_id)  # a source past error_after fails the run: that is data
-            data = self._client.artifact(f"runs/{run_id}/artifacts/sources.json")
+        # a source past error_after fails the run: that is data, in sources.json
+        run_id, _ = self._jobs.run("freshness", step, options.target, cause="source freshness")
+        data = self._client.artifact(f"runs/{run_id}/artifacts/sources.json")
         return read_source_loads(data, source=f"dbt Cloud run {run_id}'s sources.json")
 
     def run_node(self, node: Node, *, options: InvocationOptions) -> NodeResult:
@@ -245,16 +314,32 @@ class DbtCloudExecutor(DbtExecutor):
         todo = [n for n in nodes if n.unique_id not in done]
         if not todo:
             return done
-        selectors = [exact_selector(n, self._root_package) for n in todo]
-        args = ["--select", *selectors, "--indirect-selection", "empty", *self._flags(options)]
-        ids = [n.unique_id for n in todo]
-        # dbt Cloud reports a node's start and end only at the run's end: each
-        # node's clock is the whole run's.
-        with _around_all(around_node, ids):
-            results = self._run(ids, "build", args, options, f"wave-of-{len(ids)}")
+        # `dbt build` runs a unit test only with its model selected too: a
+        # wave's unit tests are a `dbt test` job of their own, beside the rest.
+        unit_tests = [n for n in todo if n.resource_type is ResourceType.UNIT_TEST]
+        rest = [n for n in todo if n.resource_type is not ResourceType.UNIT_TEST]
+        parts = [
+            (command, part) for command, part in (("test", unit_tests), ("build", rest)) if part
+        ]
+        with _around_all(around_node, [n.unique_id for n in todo]):
+            # dbt Cloud tells a node's start and end only at the run's end:
+            # each node's clock is the whole run's.
+            if len(parts) == 1:
+                results = self._run_part(*parts[0], options)
+            else:
+                with ThreadPoolExecutor(len(parts), thread_name_prefix="dbt-cloud-wave") as pool:
+                    futures = [pool.submit(self._run_part, c, part, options) for c, part in parts]
+                    results = {uid: r for f in futures for uid, r in f.result().items()}
         return {**done, **results}
 
-    # ------------------------------------------------------------ jobs and runs
+    def _run_part(
+        self, command: str, nodes: Sequence[Node], options: InvocationOptions
+    ) -> dict[str, NodeResult]:
+        args = [*wave_selection(nodes, self._root_package), *self._flags(options)]
+        label = f"wave-{command}-{len(nodes)}"
+        return self._run([n.unique_id for n in nodes], command, args, options, label)
+
+    # ------------------------------------------------------------ runs
 
     def _flags(self, options: InvocationOptions) -> list[str]:
         flags = ["--full-refresh"] if options.full_refresh else []
@@ -272,17 +357,21 @@ class DbtCloudExecutor(DbtExecutor):
         label: str,
     ) -> dict[str, NodeResult]:
         invocation = Invocation(command, self._secrets.redact_args(args))
-        with self._job(label, ["dbt", command, *args], options.target) as job_id:
-            run_id = self._trigger(job_id, f"{command} {label}")
+
+        def started(run_id: int) -> None:
             with self._lock:
                 self._runs.update(dict.fromkeys(unique_ids, run_id))
-            try:
-                status = self._wait(run_id)
-            finally:
-                with self._lock:
-                    for uid in unique_ids:
-                        self._runs.pop(uid, None)
-            return self._results(run_id, status, unique_ids, invocation)
+
+        try:
+            run_id, status = self._jobs.run(
+                label, ["dbt", command, *args], options.target,
+                cause=f"{command} {label}", started=started,
+            )  # fmt: skip
+        finally:
+            with self._lock:
+                for uid in unique_ids:
+                    self._runs.pop(uid, None)
+        return self._results(run_id, status, unique_ids, invocation)
 
     def _results(
         self, run_id: int, status: int | None, unique_ids: Sequence[str], invocation: Invocation
@@ -318,79 +407,14 @@ class DbtCloudExecutor(DbtExecutor):
             results[uid] = self._secrets.scrub_result(result)
         return results
 
-    def _job(self, label: str, step: Sequence[str], target: str | None) -> _Job:
-        name = f"{self.job_name_prefix}-{_HOST}-{os.getpid()}-{label}-{uuid.uuid4().hex[:6]}"
-        settings: dict[str, Any] = {"threads": self.threads or 4}
-        if target is not None:
-            settings["target_name"] = target
-        body = {
-            "account_id": self.credentials.account_id,
-            "project_id": self.project_id,
-            "environment_id": self.environment_id,
-            "name": name[:255],
-            "execute_steps": [shlex.join(step)],
-            "job_type": "other",
-            "state": 1,
-            "generate_docs": False,
-            "run_generate_sources": False,
-            "triggers": {"github_webhook": False, "schedule": False, "git_provider_webhook": False},
-            "settings": settings,
-        }
-        return _Job(self._client, body)
-
-    def _trigger(self, job_id: int, cause: str) -> int:
-        run = self._client.post(
-            f"jobs/{job_id}/run/", {"cause": f"prefect-dbt-orchestrator: {cause}"}
-        )
-        return int(run["id"])
-
-    def _wait(self, run_id: int) -> int | None:
-        """The run's final status; None when it ran past ``timeout_seconds``
-        (it is then cancelled)."""
-        deadline = time.monotonic() + self.timeout_seconds
-        while True:
-            status = int(self._client.get(f"runs/{run_id}/")["status"])
-            if status in ENDED:
-                return status
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(ExecutorUnavailable):  # it may just have ended
-                    self._client.post(f"runs/{run_id}/cancel/")
-                return None
-            self._sleep(self.poll_frequency_seconds)
-
     def delete_orphans(self) -> list[int]:
-        """Delete this host's jobs of the prefix whose process no longer runs;
-        returns their ids."""
-        mine = f"{self.job_name_prefix}-{_HOST}-"
-        jobs = self._client.get("jobs/", {"project_id": self.project_id, "limit": 100})
-        deleted = []
-        for job in jobs if isinstance(jobs, list) else []:
-            name = str(job.get("name") or "")
-            if not name.startswith(mine):
-                continue
-            pid = name[len(mine) :].split("-", 1)[0]
-            if pid.isdigit() and not _running(int(pid)):
-                self._client.delete(f"jobs/{job['id']}/")
-                deleted.append(int(job["id"]))
-        return deleted
-
-
-class _Job:
-    """A job that lives as long as its ``with`` block: deleted whatever ends it."""
-
-    def __init__(self, client: DbtCloudClient, body: Mapping[str, Any]) -> None:
-        self._client = client
-        self._body = body
-        self._id: int | None = None
-
-    def __enter__(self) -> int:
-        job = self._client.post("jobs/", self._body)
-        self._id = int(job["id"])
-        return self._id
-
-    def __exit__(self, *exc: object) -> None:
-        if self._id is not None:
-            self._client.delete(f"jobs/{self._id}/")
+        """Delete the prefix's jobs that no running build owns (see the class
+        docstring), cancelling their runs still in progress; returns their ids."""
+        orphans = self._jobs.orphans(self.orphan_after_seconds)
+        for job_id, why in orphans.items():
+            _LOG.info("deleting the orphaned dbt Cloud job %s (%s)", job_id, why)
+            self._jobs.delete_orphan(job_id)
+        return sorted(orphans)
 
 
 def _failed(uid: str, message: str, kind: str, invocation: Invocation) -> NodeResult:
@@ -404,14 +428,31 @@ def _failed(uid: str, message: str, kind: str, invocation: Invocation) -> NodeRe
     )
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _positive_id(name: str, value: object) -> int:
+    number = value if isinstance(value, int) else 0
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number <= 0:
+        raise OptionsConflictError(
+            f"{name}={value!r} is not a dbt Cloud id",
+            f"pass the number in the dbt Cloud URL (see the README: finding your {name})",
+        )
+    return number
+
+
+def _seconds(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or value <= 0:
+        raise OptionsConflictError(f"{name}={value!r} is not a duration", "pass seconds > 0")
+    return float(value)
+
+
+def _prefix(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 100:
+        raise OptionsConflictError(
+            f"job_name_prefix={value!r} cannot name jobs",
+            "pass 1 to 100 characters; orphans are found by it, so keep it per team or CI",
+        )
+    return value.strip()
 
 
 class _around_all:  # noqa: N801  # a context manager used like a function

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from prefect_dbt_orchestrator.adapters.local.python_selector import PythonSelector
+from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
 from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
 from prefect_dbt_orchestrator.adapters.prefect.settings import PrefectDbtSettings
 from prefect_dbt_orchestrator.domain.errors import (
@@ -14,6 +15,7 @@ from prefect_dbt_orchestrator.domain.errors import (
     OptionsConflictError,
     OrchestrationError,
 )
+from prefect_dbt_orchestrator.ports.executor import needs_local_project
 from prefect_dbt_orchestrator.ports.node_selector import NodeSelector
 
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
@@ -35,6 +37,43 @@ def selector_for(engine: str | NodeSelector, settings: PrefectDbtSettings) -> No
     raise OptionsConflictError(
         f"selection_engine={engine!r} is not known", 'use "python" (default) or "dbt" (runs dbt ls)'
     )
+
+
+def refuse_local_only(
+    executor: object, options: RunOptions, selection_engine: object, manifest_path: object
+) -> None:
+    """Options that hand dbt local files, refused for an executor that runs dbt
+    elsewhere (``needs_local_project = False``, dbt Cloud): its dbt cannot
+    read them, and ignoring them would build something else than asked.
+
+    Raises:
+        OptionsConflictError: naming the first such option.
+    """
+    if needs_local_project(executor):
+        return
+    name = type(executor).__name__
+    given = {
+        "defer=True": options.defer,
+        "defer_state_path": options.defer_state_path is not None,
+        "favor_state=True": options.favor_state,
+        'selection_engine="dbt"': selection_engine == "dbt",
+        "manifest_path": manifest_path is not None,
+    }
+    fixes = {
+        "manifest_path": f"leave it out: {name} fetches its own manifest",
+        'selection_engine="dbt"': 'leave it out: the default "python" engine selects on '
+        f"{name}'s manifest",
+    }
+    for option, on in given.items():
+        if on:
+            raise OptionsConflictError(
+                f"{option} needs dbt to read local files, and {name} runs dbt elsewhere",
+                fixes.get(
+                    option,
+                    "leave it out; for deferral in dbt Cloud set the job's deferral there, "
+                    "and state:modified selection still works with state_path",
+                ),
+            )
 
 
 def results_despite_prefect(problem: object, payload: dict[str, dict[str, Any]]) -> object:

@@ -42,6 +42,7 @@ from prefect_dbt_orchestrator.adapters.prefect._caching import (
 )
 from prefect_dbt_orchestrator.adapters.prefect._composition import (
     build_outcome,
+    refuse_local_only,
     returned_by_own_flow,
     selector_for,
 )
@@ -179,6 +180,7 @@ class PrefectDbtOrchestrator:
         self.executor: DbtExecutor = executor or DbtCoreExecutor(
             self.settings, manifest_path=self.manifest_path
         )
+        refuse_local_only(self.executor, self.options, selection_engine, manifest_path)
         self.selector: NodeSelector = selector_for(selection_engine, self.settings)
         self._steps = BuildSteps(
             self.executor, self.settings.project_dir, self.options.state_path, self.cache_setup
