@@ -104,6 +104,15 @@ class _Faults:
     drop: str | None = None
     failing_steps: set[str] = attrs.Factory(set)
     hanging_steps: set[str] = attrs.Factory(set)
+    echo_auth: int | None = None  # the status of the next answer that echoes the token
+
+    def take_echo(self, request: RecordedRequest) -> _Reply | None:
+        with self.lock:
+            code, self.echo_auth = self.echo_auth, None
+        if code is None:
+            return None
+        told = request.headers.get("authorization", "")
+        return _Reply(code, _envelope(code, None, f"bad gateway for {told}"))
 
     def take_failure(self) -> _Reply | None:
         retry_after: int | None
@@ -220,6 +229,12 @@ class DbtCloudServer:
             header = retry_after if status == 429 else None
             self._faults.failures.extend([(status, header)] * n)
 
+    def echo_auth_next(self, status: int = 500) -> None:
+        """Answer the next request with ``status`` and a message holding its
+        Authorization header verbatim, as a misconfigured proxy might."""
+        with self._faults.lock:
+            self._faults.echo_auth = status
+
     def rate_limit(self, seconds: float) -> None:
         """dbt Cloud's cool-down after a burst: for ``seconds`` from now, every
         request gets 429 with ``Retry-After`` the seconds left (rounded up)."""
@@ -260,7 +275,7 @@ class DbtCloudServer:
         drop = self._faults.take_drop()
         if drop == "before":
             return None
-        reply = self._faults.take_failure()
+        reply = self._faults.take_echo(request) or self._faults.take_failure()
         if reply is not None:
             with self._cond:
                 self.injected.append(request)
@@ -329,14 +344,25 @@ class DbtCloudServer:
             return _Reply(200, _envelope(200, dict(job)))
 
     def _trigger(self, match: re.Match[str], query: Any, body: bytes) -> _Reply:
-        cause = _json_body(body).get("cause")
+        fields = _json_body(body)
+        cause = fields.get("cause")
         if not isinstance(cause, str) or not cause:
             raise _ApiError(400, "cause is required")
+        # the run's own steps instead of the job's (the other *_override
+        # fields are accepted; the steps carry --threads and --target here)
+        steps = fields.get("steps_override")
+        if steps is not None and (
+            not isinstance(steps, list)
+            or not steps
+            or not all(isinstance(step, str) and step.startswith("dbt ") for step in steps)
+        ):
+            raise _ApiError(400, "steps_override must be a non-empty list of dbt commands")
         with self._cond:
             job = self._job(int(match["id"]))
             if job["state"] != 1:
                 raise _ApiError(404, "Job not found")
-            run = _Run(next(self._ids), dict(job), cause, _now())
+            ran = dict(job) | ({"execute_steps": list(steps)} if steps else {})
+            run = _Run(next(self._ids), ran, cause, _now())
             self._runs[run.id] = run
             self._cond.notify_all()
             return _Reply(200, _envelope(200, self._run_json(run)))

@@ -35,7 +35,6 @@ from prefect_dbt_orchestrator import (
     PrefectDbtSettings,
     TestStrategy,
 )
-from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
 from tests.dbt_cloud_api import DbtCloudServer, RunStatus
 from tests.integration.conftest import PlainDemoBuild, as_contract, contract_statuses
 from tests.integration.test_dbt_cloud_executor import (
@@ -322,9 +321,10 @@ def test_the_cache_sees_dbt_clouds_warehouse(
     tmp_path: Path,
 ) -> None:
     """Caching through dbt Cloud: the second build of the seeds and staging
-    views is served from the cache (tests run: they are never cached by default), after one catalog job per build tells
-    which relations exist; a relation dropped in the warehouse meanwhile is
-    rebuilt, the rest still served."""
+    views is served from the cache (their tests run: tests are never cached
+    by default), after one catalog job per build tells which relations
+    exist; a relation dropped in the warehouse meanwhile is rebuilt, the
+    rest still served."""
     cache = CacheConfig(key_storage=tmp_path / "cache")
 
     def build() -> dict[str, dict[str, Any]]:
@@ -350,26 +350,3 @@ def test_the_cache_sees_dbt_clouds_warehouse(
     catalog_jobs = [r for r in cloud.requests if r.method == "POST" and b"docs generate" in r.body]
     assert len(catalog_jobs) == 3
     assert prefixed(cloud) == []
-
-
-@pytest.mark.parametrize(
-    ("option", "named"),
-    [
-        ({"defer": True, "defer_state_path": "prod-state"}, "defer=True"),
-        ({"favor_state": True, "defer": True, "state_path": "s"}, "defer=True"),
-        ({"selection_engine": "dbt"}, 'selection_engine="dbt"'),
-        ({"manifest_path": "target/manifest.json"}, "manifest_path"),
-    ],
-)
-def test_options_that_need_local_files_are_refused_with_the_cloud_executor(
-    option: dict[str, Any], named: str
-) -> None:
-    executor = DbtCloudExecutor(
-        DbtCloudCredentials(api_key=SecretStr(TOKEN), account_id=ACCOUNT), 1, 2
-    )
-    with pytest.raises(OptionsConflictError) as refused:
-        PrefectDbtOrchestrator(executor=executor, **option)
-
-    assert named in str(refused.value) and "DbtCloudExecutor runs dbt elsewhere" in str(
-        refused.value
-    )

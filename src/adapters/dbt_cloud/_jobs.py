@@ -130,7 +130,7 @@ class Jobs:
         target: str | None,
         *,
         cause: str,
-        started: Callable[[int], None] = lambda run_id: None,
+        started: Callable[[int], object] = lambda run_id: None,
     ) -> tuple[int, int | None]:
         """Run ``step`` on a job; ``started(run_id)`` once triggered. Returns the
         run id and its final status (None: cancelled at ``timeout_seconds``)."""

@@ -167,6 +167,7 @@ class DbtCloudExecutor(DbtExecutor):
         self._secrets = Secrets((self.credentials.api_key,))
         self._runs: dict[str, int] = {}  # unique_id -> its running dbt Cloud run
         self._cancelled: set[int] = set()
+        self._orphans_checked = False  # by this build (reset when it finishes)
         self._lock = threading.Lock()
 
     @property
@@ -196,7 +197,11 @@ class DbtCloudExecutor(DbtExecutor):
     def load_manifest(
         self, *, target: str | None = None, extra_args: Sequence[str] = (), fresh: bool = False
     ) -> Manifest:
-        """From ``defer_to_job_id``'s latest successful run, else a compile job."""
+        """From ``defer_to_job_id``'s latest successful run, else a compile job.
+        A build's (``fresh``) first deletes the orphans, whose runs would
+        otherwise hold dbt Cloud's run slots."""
+        if fresh:
+            self._delete_orphans_once()
         if self.defer_to_job_id is not None:
             path = f"jobs/{self.defer_to_job_id}/artifacts/manifest.json"
             data = self._client.artifact(path)
@@ -205,9 +210,10 @@ class DbtCloudExecutor(DbtExecutor):
             step = ["dbt", "compile", *extra_args]
             run_id, status = self._jobs.run("compile", step, target, cause="compile the manifest")
             if status != SUCCESS:
+                ended = f"ended with status {status}" if status else "timed out (cancelled)"
                 raise ExecutorUnavailable(
                     BACKEND,
-                    f"the compile job's run {run_id} ended with status {status}",
+                    f"the compile job's run {run_id} {ended}",
                     "see the run in dbt Cloud; `dbt compile` must pass for a build",
                 )
             data = self._client.artifact(f"runs/{run_id}/artifacts/manifest.json")
@@ -221,8 +227,7 @@ class DbtCloudExecutor(DbtExecutor):
     # ------------------------------------------------------------ a build
 
     def start_run(self, nodes: Sequence[Node], *, options: InvocationOptions) -> None:
-        if self.cleanup_orphans:
-            self.delete_orphans()
+        self._delete_orphans_once()
         if self.reuse_jobs:
             self._jobs.pool = JobPool()
 
@@ -230,6 +235,7 @@ class DbtCloudExecutor(DbtExecutor):
         """Delete the pooled jobs (a job per node was deleted as its node
         ended); the API connections close. A job that cannot be deleted now
         is an orphan the next build deletes: logged, never raised."""
+        self._orphans_checked = False
         try:
             self._jobs.close_pool()
         except ExecutorUnavailable as exc:
@@ -406,6 +412,12 @@ class DbtCloudExecutor(DbtExecutor):
                 result = _failed(uid, message, "DbtCloudRunError", invocation)
             results[uid] = self._secrets.scrub_result(result)
         return results
+
+    def _delete_orphans_once(self) -> None:
+        with self._lock:
+            due, self._orphans_checked = not self._orphans_checked, True
+        if due and self.cleanup_orphans:
+            self.delete_orphans()
 
     def delete_orphans(self) -> list[int]:
         """Delete the prefix's jobs that no running build owns (see the class
