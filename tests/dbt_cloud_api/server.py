@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import threading
 import time
@@ -62,6 +63,9 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes
     at: float
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 @attrs.frozen
@@ -176,6 +180,7 @@ class DbtCloudServer:
         self._jobs: dict[int, dict[str, Any]] = {}
         self._runs: dict[int, _Run] = {}
         self._busy_jobs: set[int] = set()
+        self._last_parse: Path | None = None  # the newest step's partial_parse.msgpack
         self._ids = iter(range(1, 1_000_000))
         self._stopping = False
         self._workers = [threading.Thread(target=self._work, daemon=True) for _ in range(run_slots)]
@@ -497,12 +502,28 @@ class DbtCloudServer:
         with self._cond:
             run.step_dirs.append(folder / f"step-{index}")
             run.step_logs.append(folder / f"step-{index}.log")
-        code = self._run_dbt(run, argv[1:], folder / f"step-{index}")
+        target = folder / f"step-{index}"
+        self._reuse_parse(target)
+        code = self._run_dbt(run, argv[1:], target)
+        if (target / PARTIAL_PARSE).is_file():
+            with self._cond:
+                self._last_parse = target / PARTIAL_PARSE
         if code is None:
             return RunStatus.CANCELLED
         if code != 0:
             run.status_message = f"step {index} ({step}) exited with code {code}"
         return RunStatus.SUCCESS if code == 0 else RunStatus.ERROR
+
+    def _reuse_parse(self, target: Path) -> None:
+        """The last step's partial parse file, so dbt re-parses only what
+        changed (dbt itself starts afresh when the project, vars or flags
+        differ); every artifact is still the step's own."""
+        with self._cond:
+            last = self._last_parse
+        if last is not None:
+            target.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                shutil.copyfile(last, target / PARTIAL_PARSE)
 
     def _run_dbt(self, run: _Run, args: list[str], target: Path) -> int | None:
         """dbt's exit code, or None once ``run`` was cancelled (its process stopped)."""

@@ -221,3 +221,33 @@ def test_cancel_stops_a_running_dbt_process(slow_project: SlowProject, tmp_path:
         done = _wait(api, run["id"], until=DONE, timeout=30)
         assert done["status"] == 30 and server.run_status(run["id"]) == RunStatus.CANCELLED
         assert time.monotonic() - started < 20
+
+
+def test_steps_override_runs_the_given_steps_instead_of_the_jobs(
+    cloud: DbtCloudServer, api: httpx.Client
+) -> None:
+    job = _create_job(api, "pooled", "dbt seed --select raw_bikes")
+    bad = api.post(f"jobs/{job['id']}/run/", json={"cause": "t", "steps_override": ["ls"]})
+    assert bad.status_code == 400
+
+    override = {"cause": "t", "steps_override": ["dbt seed --select raw_stations"]}
+    run = api.post(f"jobs/{job['id']}/run/", json=override).json()["data"]
+    done = _wait(api, run["id"], until={RunStatus.SUCCESS, RunStatus.ERROR})
+
+    assert done["status"] == RunStatus.SUCCESS
+    results = api.get(f"runs/{run['id']}/artifacts/run_results.json").json()
+    assert [r["unique_id"] for r in results["results"]] == ["seed.demo.raw_stations"]
+    assert api.get(f"jobs/{job['id']}/").json()["data"]["execute_steps"] == [
+        "dbt seed --select raw_bikes"
+    ]  # the job itself is unchanged
+
+
+def test_echo_auth_next_answers_once_with_the_header_in_its_message(
+    cloud: DbtCloudServer, api: httpx.Client
+) -> None:
+    cloud.echo_auth_next()
+
+    first, second = api.get("jobs/"), api.get("jobs/")
+
+    assert first.status_code == 500 and TOKEN in first.text
+    assert second.status_code == 200 and TOKEN not in second.text
