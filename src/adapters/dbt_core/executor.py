@@ -34,7 +34,12 @@ from prefect_dbt_orchestrator.adapters.dbt_core._vars import read_secrets
 from prefect_dbt_orchestrator.adapters.dbt_core.project import DbtProject, ProjectLocation
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
-from prefect_dbt_orchestrator.domain.commands import InvocationOptions, command_for, exact_selector
+from prefect_dbt_orchestrator.domain.commands import (
+    InvocationOptions,
+    command_for,
+    exact_selector,
+    wave_selection,
+)
 from prefect_dbt_orchestrator.domain.errors import ManifestMalformedError
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
 from prefect_dbt_orchestrator.domain.graph import is_no_op
@@ -400,8 +405,7 @@ class DbtCoreExecutor(DbtExecutor):
         nodes = [n for n in nodes if n.unique_id not in done]
         if not nodes:
             return done
-        selectors = [exact_selector(n, self._root_package) for n in nodes]
-        args = ("--select", *selectors, "--indirect-selection", "empty", *options.dbt_flags())
+        args = (*wave_selection(nodes, self._root_package), *options.dbt_flags())
         invocation = Invocation("build", self._secrets.redact_args(args))
         workers = max(1, min(len(nodes), options.threads or self._profile_threads()))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbt-wave") as pool:
