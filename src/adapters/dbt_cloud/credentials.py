@@ -4,12 +4,13 @@ A plain value, usable without Prefect. Its token never shows: not in its
 repr, not in its str, not when it is compared or hashed into a log line,
 and it refuses to be pickled (a process pool would otherwise carry it into
 task parameters). The Prefect block of the same name maps to it
-(``adapters/prefect``).
+(``adapters/prefect``). Also here: the checks of the executor's other
+inputs (ids, durations, the job name prefix).
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import attrs
@@ -86,3 +87,52 @@ class DbtCloudCredentials:
             "DbtCloudCredentials do not pickle: the token would travel with them; load the "
             "credentials where they are used (DbtCloudCredentials block .load(name))"
         )
+
+
+def as_credentials(given: Any) -> DbtCloudCredentials:
+    """``given`` as plain credentials: ours, a block with ``plain()``, or anything
+    with ``api_key`` (a str or a pydantic SecretStr), ``account_id`` and maybe
+    ``base_url`` (prefect-dbt's block of the same name)."""
+    if isinstance(given, DbtCloudCredentials):
+        return given
+    plain = getattr(given, "plain", None)
+    if callable(plain):
+        found = plain()
+        if isinstance(found, DbtCloudCredentials):
+            return found
+    key = getattr(given, "api_key", None)
+    secret = getattr(key, "get_secret_value", None)
+    values: dict[str, Any] = {
+        "api_key": secret() if callable(secret) else key,
+        "account_id": getattr(given, "account_id", None),
+    }
+    if getattr(given, "base_url", None):
+        values["base_url"] = str(given.base_url)
+    return DbtCloudCredentials(**values)
+
+
+def checked_id(name: str, value: object) -> int:
+    number = value if isinstance(value, int) else 0
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number <= 0:
+        raise OptionsConflictError(
+            f"{name}={value!r} is not a dbt Cloud id",
+            f"pass the number in the dbt Cloud URL (see the README: finding your {name})",
+        )
+    return number
+
+
+def checked_seconds(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or value <= 0:
+        raise OptionsConflictError(f"{name}={value!r} is not a duration", "pass seconds > 0")
+    return float(value)
+
+
+def checked_prefix(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 100:
+        raise OptionsConflictError(
+            f"job_name_prefix={value!r} cannot name jobs",
+            "pass 1 to 100 characters; orphans are found by it, so keep it per team or CI",
+        )
+    return value.strip()

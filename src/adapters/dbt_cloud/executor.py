@@ -29,13 +29,18 @@ import httpx
 
 from prefect_dbt_orchestrator.adapters.dbt_cloud._client import BACKEND, DbtCloudClient
 from prefect_dbt_orchestrator.adapters.dbt_cloud._jobs import (
-    CANCELLED,
     SUCCESS,
     JobPool,
     Jobs,
     JobSpec,
 )
-from prefect_dbt_orchestrator.adapters.dbt_cloud.credentials import DbtCloudCredentials
+from prefect_dbt_orchestrator.adapters.dbt_cloud._results import results_of, timed_out
+from prefect_dbt_orchestrator.adapters.dbt_cloud.credentials import (
+    as_credentials,
+    checked_id,
+    checked_prefix,
+    checked_seconds,
+)
 from prefect_dbt_orchestrator.domain.cache_keys import KeyEnvironment
 from prefect_dbt_orchestrator.domain.codec import structure_manifest
 from prefect_dbt_orchestrator.domain.commands import (
@@ -44,47 +49,19 @@ from prefect_dbt_orchestrator.domain.commands import (
     exact_selector,
     wave_selection,
 )
-from prefect_dbt_orchestrator.domain.errors import OptionsConflictError
 from prefect_dbt_orchestrator.domain.freshness import SourceLoad, read_source_loads
 from prefect_dbt_orchestrator.domain.graph import is_no_op
 from prefect_dbt_orchestrator.domain.manifest import Manifest, Node, ResourceType, Source
 from prefect_dbt_orchestrator.domain.outcomes import (
-    DbtStatus,
-    ErrorInfo,
     Invocation,
     NodeResult,
-    NodeStatus,
     no_op_result,
 )
 from prefect_dbt_orchestrator.domain.redaction import Secrets, flag_values
-from prefect_dbt_orchestrator.domain.result_entries import EntryError, result_from_entry
 from prefect_dbt_orchestrator.ports.executor import CacheInputs, DbtExecutor, ExecutorUnavailable
 
-RUN_TIMEOUT = "DbtCloudRunTimeout"
 CATALOG_SELECTORS = 200  # a catalog job selects at most this many nodes, else all
 _LOG = logging.getLogger("prefect_dbt_orchestrator")
-
-
-def _as_credentials(given: Any) -> DbtCloudCredentials:
-    """``given`` as plain credentials: ours, a block with ``plain()``, or anything
-    with ``api_key`` (a str or a pydantic SecretStr), ``account_id`` and maybe
-    ``base_url`` (prefect-dbt's block of the same name)."""
-    if isinstance(given, DbtCloudCredentials):
-        return given
-    plain = getattr(given, "plain", None)
-    if callable(plain):
-        found = plain()
-        if isinstance(found, DbtCloudCredentials):
-            return found
-    key = getattr(given, "api_key", None)
-    secret = getattr(key, "get_secret_value", None)
-    values: dict[str, Any] = {
-        "api_key": secret() if callable(secret) else key,
-        "account_id": getattr(given, "account_id", None),
-    }
-    if getattr(given, "base_url", None):
-        values["base_url"] = str(given.base_url)
-    return DbtCloudCredentials(**values)
 
 
 class DbtCloudExecutor(DbtExecutor):
@@ -129,12 +106,14 @@ class DbtCloudExecutor(DbtExecutor):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.credentials = _as_credentials(credentials)
-        self.project_id = _positive_id("project_id", project_id)
-        self.environment_id = _positive_id("environment_id", environment_id)
-        self.job_name_prefix = _prefix(job_name_prefix)
-        self.timeout_seconds = _seconds("timeout_seconds", timeout_seconds)
-        self.poll_frequency_seconds = _seconds("poll_frequency_seconds", poll_frequency_seconds)
+        self.credentials = as_credentials(credentials)
+        self.project_id = checked_id("project_id", project_id)
+        self.environment_id = checked_id("environment_id", environment_id)
+        self.job_name_prefix = checked_prefix(job_name_prefix)
+        self.timeout_seconds = checked_seconds("timeout_seconds", timeout_seconds)
+        self.poll_frequency_seconds = checked_seconds(
+            "poll_frequency_seconds", poll_frequency_seconds
+        )
         self.threads = threads
         self.defer_to_job_id = defer_to_job_id
         self.reuse_jobs = reuse_jobs
@@ -142,7 +121,7 @@ class DbtCloudExecutor(DbtExecutor):
         self.orphan_after_seconds = (
             max(3600.0, 2 * self.timeout_seconds)
             if orphan_after_seconds is None
-            else _seconds("orphan_after_seconds", orphan_after_seconds)
+            else checked_seconds("orphan_after_seconds", orphan_after_seconds)
         )
         self._transport = transport
         self._http: DbtCloudClient | None = None  # opened on first use, closed by close()
@@ -377,41 +356,12 @@ class DbtCloudExecutor(DbtExecutor):
             with self._lock:
                 for uid in unique_ids:
                     self._runs.pop(uid, None)
-        return self._results(run_id, status, unique_ids, invocation)
-
-    def _results(
-        self, run_id: int, status: int | None, unique_ids: Sequence[str], invocation: Invocation
-    ) -> dict[str, NodeResult]:
         if status is None:
-            return {
-                uid: _failed(
-                    uid,
-                    f"dbt Cloud run {run_id} did not end within {self.timeout_seconds:g} s "
-                    "(timeout_seconds) and was cancelled",
-                    RUN_TIMEOUT,
-                    invocation,
-                )
-                for uid in unique_ids
-            }
-        entries: dict[str, Any] = {}
-        try:
-            document = self._client.artifact(f"runs/{run_id}/artifacts/run_results.json")
-        except ExecutorUnavailable:
-            document = None  # a run that failed before dbt wrote anything
-        if isinstance(document, Mapping) and isinstance(document.get("results"), list):
-            listed = [e for e in document["results"] if isinstance(e, Mapping)]
-            entries = {str(e.get("unique_id")): e for e in listed}
-        results = {}
-        for uid in unique_ids:
-            try:
-                result = result_from_entry(entries[uid], invocation)
-            except (KeyError, EntryError):
-                cancelled = status == CANCELLED or run_id in self._cancelled
-                why = "was cancelled" if cancelled else f"ended with status {status}"
-                message = f"dbt Cloud run {run_id} {why} without a result for it"
-                result = _failed(uid, message, "DbtCloudRunError", invocation)
-            results[uid] = self._secrets.scrub_result(result)
-        return results
+            found = timed_out(run_id, self.timeout_seconds, unique_ids, invocation)
+        else:
+            cancelled = run_id in self._cancelled
+            found = results_of(self._client, run_id, status, unique_ids, invocation, cancelled)
+        return {uid: self._secrets.scrub_result(r) for uid, r in found.items()}
 
     def _delete_orphans_once(self) -> None:
         with self._lock:
@@ -427,44 +377,6 @@ class DbtCloudExecutor(DbtExecutor):
             _LOG.info("deleting the orphaned dbt Cloud job %s (%s)", job_id, why)
             self._jobs.delete_orphan(job_id)
         return sorted(orphans)
-
-
-def _failed(uid: str, message: str, kind: str, invocation: Invocation) -> NodeResult:
-    return NodeResult(
-        uid,
-        NodeStatus.ERROR,
-        DbtStatus.ERROR,
-        message=message,
-        invocation=invocation,
-        error=ErrorInfo(message, kind),
-    )
-
-
-def _positive_id(name: str, value: object) -> int:
-    number = value if isinstance(value, int) else 0
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value)
-    if number <= 0:
-        raise OptionsConflictError(
-            f"{name}={value!r} is not a dbt Cloud id",
-            f"pass the number in the dbt Cloud URL (see the README: finding your {name})",
-        )
-    return number
-
-
-def _seconds(name: str, value: object) -> float:
-    if not isinstance(value, int | float) or value <= 0:
-        raise OptionsConflictError(f"{name}={value!r} is not a duration", "pass seconds > 0")
-    return float(value)
-
-
-def _prefix(value: object) -> str:
-    if not isinstance(value, str) or not 0 < len(value.strip()) <= 100:
-        raise OptionsConflictError(
-            f"job_name_prefix={value!r} cannot name jobs",
-            "pass 1 to 100 characters; orphans are found by it, so keep it per team or CI",
-        )
-    return value.strip()
 
 
 class _around_all:  # noqa: N801  # a context manager used like a function
