@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefect_dbt_orchestrator.adapters.prefect._driver import crashed_result
 from prefect_dbt_orchestrator.adapters.prefect._options import fold_run_options
+from prefect_dbt_orchestrator.adapters.prefect._runner import crashed_result
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop, stop_after
 from prefect_dbt_orchestrator.domain.errors import BuildInterrupted, OptionsConflictError
 from prefect_dbt_orchestrator.domain.graph import build_graph

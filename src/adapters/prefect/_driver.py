@@ -5,7 +5,8 @@ with the futures of what it waits for as ``wait_for`` (so the UI draws the
 DAG); at most ``concurrency`` tasks run at once. PER_WAVE: every batch the
 schedule releases runs as one task. In both, an exposure or saved query
 ends the moment it is released, with its no-op result and no task run, as a
-cache hit does: dbt runs nothing for it.
+cache hit does: dbt runs nothing for it. Where the tasks run, and how
+their outcomes are read, is ``_runner``.
 """
 
 from __future__ import annotations
@@ -16,38 +17,36 @@ import queue
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import BrokenExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import attrs
-from prefect import State, Task, tags
+from prefect import Task, tags
 from prefect.futures import PrefectFuture
-from prefect.task_runners import TaskRunner
 
 from prefect_dbt_orchestrator.adapters.prefect._assets import AssetEvents
 from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._runner import (
+    Runner,
+    crashed_result,
+    node_outcome,
+    pool_broke,
+    task_ended,
+    wave_outcome,
+)
 from prefect_dbt_orchestrator.adapters.prefect._stop import INTERRUPTED, BuildStop
 from prefect_dbt_orchestrator.adapters.prefect._tasks import (
-    NodeFailed,
     RunContext,
-    WaveFailed,
     cached_node_task,
     cached_wave_task,
     run_node_task,
     run_wave_task,
     skipped_node_task,
 )
-from prefect_dbt_orchestrator.adapters.prefect._workers import (
-    WorkerBuild,
-    WorkerNodes,
-    dead_workers,
-)
 from prefect_dbt_orchestrator.domain.manifest import Node
 from prefect_dbt_orchestrator.domain.outcomes import (
-    ErrorInfo,
     NodeResult,
     NodeStatus,
     failure_line,
@@ -55,12 +54,6 @@ from prefect_dbt_orchestrator.domain.outcomes import (
 )
 from prefect_dbt_orchestrator.domain.plan import Plan
 from prefect_dbt_orchestrator.domain.schedule import Progress, Schedule
-
-WORKER_DIED = "WorkerDied"  # the error type of a node whose worker process died
-_BROKEN_POOL = frozenset({"BrokenProcessPool", "BrokenExecutor", WORKER_DIED})
-
-# How often a wave's task is looked at while it runs (its worker may have died).
-DEATH_WATCH_SECONDS = 0.5
 
 # How long a stopping build waits for each running node to end once its
 # queries are cancelled; a query that ignores the cancel is left behind.
@@ -144,84 +137,8 @@ class ProgressLog:
             future.wait()
 
 
-def _outcome(unique_id: str, future: PrefectFuture[NodeResult]) -> NodeResult:
-    """The node's result whether its task returned it, raised NodeFailed, or
-    raised something unexpected (that is the node's error, not the build's end)."""
-    try:
-        outcome: object = future.result(raise_on_failure=False)
-    except Exception as exc:  # the runner itself failed: a process pool whose worker died
-        outcome = exc
-    if isinstance(outcome, NodeResult):
-        return outcome
-    if isinstance(outcome, NodeFailed):
-        return outcome.result
-    if isinstance(outcome, Exception):
-        return crashed_result(unique_id, outcome)
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return missing_result(unique_id)
-
-
-def crashed_result(unique_id: str, exc: Exception) -> NodeResult:
-    """The error result of a node whose task raised ``exc`` (a bug, an API error,
-    or the death of the worker process it ran in)."""
-    kind = type(exc).__name__
-    message = f"the node's task raised {kind}: {exc}".rstrip(": ")
-    if isinstance(exc, BrokenExecutor):
-        message = f"the worker process running it died ({kind}: {exc})"
-    return NodeResult(unique_id, NodeStatus.ERROR, message=message, error=ErrorInfo(message, kind))
-
-
-def pool_broke(result: NodeResult, stop: BuildStop) -> None:
-    """After a worker process died, a process pool runs nothing more: stop the
-    build (every node not finished ends skipped, with this reason)."""
-    if result.error is not None and result.error.type in _BROKEN_POOL and not stop.requested:
-        stop.request(
-            f"a worker process of the task runner died while running {result.unique_id}; "
-            "its process pool cannot run the other nodes (the next build starts a new one)"
-        )
-
-
 def _notify(ended: queue.Queue[str], unique_id: str) -> Callable[[PrefectFuture[NodeResult]], None]:
     return lambda _future: ended.put(unique_id)
-
-
-@attrs.frozen
-class Runner:
-    """Where the build's node and wave tasks run: a Prefect task runner, and,
-    when its tasks run in other processes, what they are given there."""
-
-    task_runner: TaskRunner[Any]
-    remote: WorkerBuild | None = None
-    watch_pids: bool = False  # a process pool: its workers are this machine's processes
-
-    def died(self, unique_ids: Iterable[str]) -> dict[str, NodeResult]:
-        """The error results of the nodes among ``unique_ids`` whose worker
-        process died (watched on a process pool only)."""
-        if self.remote is None or not self.watch_pids:
-            return {}
-        return {
-            uid: NodeResult(
-                uid,
-                NodeStatus.ERROR,
-                message=f"the worker process running it died (pid {pid})",
-                error=ErrorInfo(f"the worker process running it died (pid {pid})", WORKER_DIED),
-            )
-            for uid, pid in dead_workers(self.remote, unique_ids).items()
-        }
-
-    def parameters(self, context: RunContext, unique_ids: Iterable[str]) -> dict[str, Any]:
-        """The ``remote`` parameter for a task of ``unique_ids`` (none in this process)."""
-        if self.remote is None:
-            return {}
-        ids = list(unique_ids)
-        nodes = WorkerNodes(
-            self.remote,
-            {uid: context.nodes[uid] for uid in ids},
-            {uid: context.planned[uid] for uid in ids},
-            {uid: context.timeouts.get(uid) for uid in ids},
-        )
-        return {"remote": nodes}
 
 
 @attrs.frozen
@@ -309,7 +226,7 @@ def run_per_node(
             if done is None or context.stop.requested:
                 continue  # after a stop, _wind_down reads what ended (a cancel, or not)
             running.discard(done)
-            result = _outcome(done, futures[done])
+            result = node_outcome(done, futures[done])
             pool_broke(result, context.stop)
             waiting.extend(_record(schedule, log, result, futures[done].task_run_id))
     except KeyboardInterrupt:  # SIGINT with no handler of ours (not the main thread)
@@ -371,7 +288,7 @@ def _wind_down(
         except Exception:  # the runner failed (a dead pool worker): the node did not finish
             continue
         if ended:
-            result = _outcome(uid, future)
+            result = node_outcome(uid, future)
             if result.status is NodeStatus.SUCCESS:
                 _record(schedule, log, result, future.task_run_id)
     log.abandoned(schedule.abandon(stop.reason or INTERRUPTED))
@@ -447,44 +364,16 @@ def _run_wave(
     arguments = (run_key, batch, options.retries, options.retry_delay_seconds, options.retry_tests)
     if runner.remote is None:  # in this thread, as it always ran
         state = task(*arguments, return_state=True)
-        return _wave_results(state, batch), state.state_details.task_run_id
+        return wave_outcome(state, batch), state.state_details.task_run_id
     names = ("run_key", "unique_ids", "retries", "retry_delay", "retry_tests")
     parameters = dict(zip(names, arguments, strict=True))
     parameters |= runner.parameters(context, batch)
     future = runner.task_runner.submit(task, parameters)
     try:
-        while not _ended(future, runner):
+        while not task_ended(future, runner):
             if died := runner.died(batch):
                 return died, future.task_run_id  # its worker ran the whole wave
         state = future.state
     except Exception as exc:  # the runner itself failed: a process pool whose worker died
         return {uid: crashed_result(uid, exc) for uid in batch}, future.task_run_id
-    return _wave_results(state, batch), future.task_run_id
-
-
-def _ended(future: PrefectFuture[Any], runner: Runner) -> bool:
-    """Whether ``future`` ended: after a moment when its worker is watched,
-    else once it has."""
-    done = getattr(getattr(future, "wrapped_future", None), "done", None)
-    if not runner.watch_pids or not callable(done):
-        future.wait()
-        return True
-    future.wait(timeout=DEATH_WATCH_SECONDS)
-    return bool(done())
-
-
-def _wave_results(
-    state: State[dict[str, NodeResult]], batch: list[str]
-) -> Mapping[str, NodeResult]:
-    """A wave task's results, whether it completed, failed with WaveFailed, or
-    raised something unexpected (then each of its nodes ends with that error)."""
-    value: object = state.result(raise_on_failure=False)
-    if isinstance(value, WaveFailed):
-        return value.results
-    if isinstance(value, Exception):
-        return {uid: crashed_result(uid, value) for uid in batch}
-    if isinstance(value, BaseException):
-        raise value
-    if isinstance(value, dict):
-        return {uid: r for uid, r in value.items() if isinstance(r, NodeResult)}
-    return {}
+    return wave_outcome(state, batch), future.task_run_id

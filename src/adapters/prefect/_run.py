@@ -20,13 +20,13 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect_dbt_orchestrator.adapters.prefect._caching import BuildCache
 from prefect_dbt_orchestrator.adapters.prefect._driver import (
     ProgressLog,
-    Runner,
     run_per_node,
     run_per_wave,
 )
 from prefect_dbt_orchestrator.adapters.prefect._guards import check_limit
 from prefect_dbt_orchestrator.adapters.prefect._logs import engine_lines_quieted
 from prefect_dbt_orchestrator.adapters.prefect._options import RunOptions
+from prefect_dbt_orchestrator.adapters.prefect._runner import Runner
 from prefect_dbt_orchestrator.adapters.prefect._stop import BuildStop, stop_after, stop_on_signals
 from prefect_dbt_orchestrator.adapters.prefect._tasks import RunContext, registered
 from prefect_dbt_orchestrator.adapters.prefect._workers import WorkerBuild, worker_build
