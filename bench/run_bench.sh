@@ -4,24 +4,15 @@
 # Env: RUNS (default 3), WARMUP (1), MODES (default "per-wave per-node:1 per-node:4"),
 #      SHARED (default ../shared), PREFECT_API_URL (a running server; unset = temporary server).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
-shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
-py="$repo/.venv/bin/python"
-bin="$repo/.venv/bin"
-runs=${RUNS:-3}
-warmup=${WARMUP:-1}
+source "$(dirname "$0")/_common.sh"
 modes=${MODES:-"per-wave per-node:1 per-node:4"}
 work=${BENCH_WORK:-/tmp/dbt-orchestrator-bench}
 mkdir -p "$work"
 for models in "${@:-50 200}"; do
   for n in $models; do
-    layers=$([ "$n" -ge 200 ] && echo 8 || echo 5)
     for copy in ours theirs; do
       dir="$work/p$n-$copy"
-      rm -rf "$dir"
-      "$py" "$shared/bench/gen_project.py" --models "$n" --layers "$layers" --tests-per-model 2 \
-        --seed 42 --out "$dir" --db-path "$dir/bench.duckdb" > /dev/null
+      generate "$n" "$dir" "$dir/bench.duckdb"
       (cd "$dir" && "$bin/dbt" parse --profiles-dir . -q > /dev/null)
     done
     for mode in $modes; do

@@ -6,13 +6,7 @@
 #      CONCURRENCY (4), SHARED (../shared), PREFECT_API_URL (a running server; unset =
 #      temporary server), PG_DIR (scripts/postgres --dir; default: its own, stopped at the end).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
-shared=${SHARED:-$(cd "$repo/.." && pwd)/shared}
-py="$repo/.venv/bin/python"
-bin="$repo/.venv/bin"
-runs=${RUNS:-3}
-warmup=${WARMUP:-1}
+source "$(dirname "$0")/_common.sh"
 runners=${RUNNERS:-"thread process:4 dask:4"}
 concurrency=${CONCURRENCY:-4}
 work=${BENCH_WORK:-/tmp/dbt-orchestrator-pg-bench}
@@ -43,12 +37,9 @@ PROFILE
 }
 
 for n in "${@:-200}"; do
-  layers=$([ "$n" -ge 200 ] && echo 8 || echo 5)
   for copy in ours theirs; do
     dir="$work/p$n-$copy"
-    rm -rf "$dir"
-    "$py" "$shared/bench/gen_project.py" --models "$n" --layers "$layers" --tests-per-model 2 \
-      --seed 42 --out "$dir" --db-path "$dir/unused.duckdb" > /dev/null
+    generate "$n" "$dir" "$dir/unused.duckdb"
     write_profile "$dir" "bench_${n}_$copy"
     # the generator's source lives in DuckDB's schema `main`: on PostgreSQL, the seed's schema
     sed -i "s/^    schema: main$/    schema: bench_${n}_$copy/" "$dir/models/staging/_sources.yml"
